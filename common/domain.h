@@ -1,0 +1,79 @@
+#pragma once
+
+// Domain types shared by the gateway and the issuer-worker. Plain structs: no
+// protobuf, gRPC, Kafka or PostgreSQL here.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+
+namespace coupon {
+
+// Microseconds since the Unix epoch.
+using UnixMicros = int64_t;
+
+enum class Outcome {
+  kAccepted,  // queued, not decided yet (never stored)
+  kIssued,
+  kSoldOut,
+  kAlreadyIssued,
+  kNotStarted,
+  kExpired,
+};
+
+// The names used in the database and in logs.
+absl::string_view OutcomeName(Outcome outcome);
+std::optional<Outcome> OutcomeFromName(absl::string_view name);
+
+struct CouponInfo {
+  int64_t coupon_id = 0;
+  std::string name;
+  int64_t total_quantity = 0;
+  int64_t remaining_quantity = 0;
+  std::optional<UnixMicros> starts_at;
+  std::optional<UnixMicros> ends_at;
+  UnixMicros created_at = 0;
+};
+
+// Where `at` falls against the coupon's validity window: kIssued stands for
+// "inside", otherwise kNotStarted or kExpired.
+Outcome WindowOutcome(const CouponInfo& coupon, UnixMicros at);
+
+// One issue request as it travels on `coupon-issue-request`.
+struct IssueRequest {
+  std::string request_id;
+  int64_t coupon_id = 0;
+  std::string user_id;
+  UnixMicros requested_at = 0;
+  std::string gateway_id;
+};
+
+// The final, stored result of one request.
+struct IssueResult {
+  std::string request_id;
+  int64_t coupon_id = 0;
+  std::string user_id;
+  Outcome outcome = Outcome::kSoldOut;
+  int64_t user_coupon_id = 0;  // when kIssued
+  int64_t remaining_quantity = 0;
+  UnixMicros decided_at = 0;
+
+  bool operator==(const IssueResult& o) const {
+    return request_id == o.request_id && coupon_id == o.coupon_id &&
+           user_id == o.user_id && outcome == o.outcome &&
+           user_coupon_id == o.user_coupon_id &&
+           remaining_quantity == o.remaining_quantity &&
+           decided_at == o.decided_at;
+  }
+};
+
+struct UserCouponRow {
+  int64_t user_coupon_id = 0;
+  int64_t coupon_id = 0;
+  std::string user_id;
+  std::string request_id;
+  UnixMicros issued_at = 0;
+};
+
+}  // namespace coupon

@@ -1,0 +1,65 @@
+#include "common/events/event_codec.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/proto_convert.h"
+#include "common/status_macros.h"
+#include "common/validation.h"
+#include "coupon/v1/coupon.pb.h"
+#include "coupon/v1/events.pb.h"
+
+namespace coupon {
+
+std::string EncodeIssueRequested(const IssueRequest& request) {
+  v1::IssueRequested event;
+  event.set_request_id(request.request_id);
+  event.set_coupon_id(request.coupon_id);
+  event.set_user_id(request.user_id);
+  *event.mutable_requested_at() = ToProtoTime(request.requested_at);
+  event.set_gateway_id(request.gateway_id);
+  return event.SerializeAsString();
+}
+
+absl::StatusOr<IssueRequest> DecodeIssueRequested(absl::string_view bytes) {
+  if (bytes.size() > kMaxEventBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "event is ", bytes.size(), " bytes; at most ", kMaxEventBytes));
+  }
+  v1::IssueRequested event;
+  if (!event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError("event is not a coupon.v1.IssueRequested");
+  }
+  RETURN_IF_ERROR(ValidateRequestId("request_id", event.request_id()));
+  RETURN_IF_ERROR(ValidateCouponId("coupon_id", event.coupon_id()));
+  RETURN_IF_ERROR(ValidateUserId("user_id", event.user_id()));
+  if (!event.has_requested_at()) {
+    return absl::InvalidArgumentError("requested_at: is required");
+  }
+  IssueRequest request;
+  request.request_id = event.request_id();
+  request.coupon_id = event.coupon_id();
+  request.user_id = event.user_id();
+  request.requested_at = FromProtoTime(event.requested_at());
+  request.gateway_id = event.gateway_id();
+  return request;
+}
+
+std::string EncodeIssueResult(const IssueResult& result) {
+  return ToProto(result).SerializeAsString();
+}
+
+absl::StatusOr<IssueResult> DecodeIssueResult(absl::string_view bytes) {
+  v1::IssueResult proto;
+  if (bytes.size() > kMaxEventBytes ||
+      !proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError("event is not a coupon.v1.IssueResult");
+  }
+  ASSIGN_OR_RETURN(IssueResult result, FromProto(proto));
+  if (result.outcome == Outcome::kAccepted) {
+    return absl::InvalidArgumentError("outcome: a result must be final");
+  }
+  return result;
+}
+
+std::string CouponKey(int64_t coupon_id) { return absl::StrCat(coupon_id); }
+
+}  // namespace coupon

@@ -1,0 +1,27 @@
+#pragma once
+
+// The wire form of the Kafka events, kept in one place. Decoding checks every
+// field: a malformed event is rejected with the reason, which the worker sends
+// to the dead-letter topic with the event.
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "common/domain.h"
+
+namespace coupon {
+
+// Events larger than this are malformed without being parsed.
+inline constexpr size_t kMaxEventBytes = 4096;
+
+std::string EncodeIssueRequested(const IssueRequest& request);
+absl::StatusOr<IssueRequest> DecodeIssueRequested(absl::string_view bytes);
+
+std::string EncodeIssueResult(const IssueResult& result);
+absl::StatusOr<IssueResult> DecodeIssueResult(absl::string_view bytes);
+
+// The Kafka message key of both topics: the coupon id in decimal.
+std::string CouponKey(int64_t coupon_id);
+
+}  // namespace coupon

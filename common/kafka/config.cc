@@ -1,0 +1,40 @@
+#include "common/kafka/config.h"
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace coupon::kafka {
+
+absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(
+    const std::map<std::string, std::string>& properties) {
+  std::unique_ptr<RdKafka::Conf> conf(
+      RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  for (const auto& [key, value] : properties) {
+    if (conf->set(key, value, error) != RdKafka::Conf::CONF_OK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kafka property ", key, ": ", error));
+    }
+  }
+  return conf;
+}
+
+absl::Status ParseProperties(const std::string& text,
+                             std::map<std::string, std::string>* out) {
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv =
+        absl::StrSplit(item, absl::MaxSplits('=', 1));
+    std::string key(absl::StripAsciiWhitespace(kv.first));
+    if (key.empty() || item.find('=') == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kafka properties: expected key=value, got \"", item, "\""));
+    }
+    (*out)[key] = std::string(absl::StripAsciiWhitespace(kv.second));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coupon::kafka

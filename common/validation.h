@@ -1,0 +1,31 @@
+#pragma once
+
+// Field checks shared by the gateway (API input) and the worker (event input).
+// Each returns INVALID_ARGUMENT naming the field, with a message a person can
+// act on.
+
+#include <cstdint>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+
+namespace coupon {
+
+inline constexpr size_t kMaxUserIdBytes = 128;
+inline constexpr size_t kMaxRequestIdBytes = 128;
+inline constexpr size_t kMaxCouponNameChars = 200;
+inline constexpr int64_t kMaxTotalQuantity = 1'000'000'000;
+
+// True when `s` is well-formed UTF-8 (no overlongs, no surrogates).
+bool IsValidUtf8(absl::string_view s);
+
+absl::Status ValidateCouponId(absl::string_view field, int64_t coupon_id);
+// 1..128 bytes of UTF-8 without control characters.
+absl::Status ValidateUserId(absl::string_view field, absl::string_view user_id);
+// 1..128 characters of [A-Za-z0-9._:-].
+absl::Status ValidateRequestId(absl::string_view field,
+                               absl::string_view request_id);
+absl::Status ValidateCouponName(absl::string_view field, absl::string_view name);
+absl::Status ValidateTotalQuantity(absl::string_view field, int64_t quantity);
+
+}  // namespace coupon

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace coupon::gateway {
+
+// Everything the gateway needs, validated by Validate() before use. main.cc
+// fills it from flags; tests fill it directly.
+struct GatewayConfig {
+  std::string listen = "127.0.0.1:50051";
+  std::string kafka_brokers = "127.0.0.1:9092";
+  std::string pg_dsn = "postgresql://coupon:coupon@127.0.0.1:5432/coupon";
+  std::string request_topic = "coupon-issue-request";
+  std::string result_topic = "coupon-issue-result";
+  int pg_pool_size = 8;
+  absl::Duration pg_timeout = absl::Seconds(3);
+  // Upper bound for IssueCoupon when the caller sets no deadline.
+  absl::Duration issue_deadline = absl::Seconds(5);
+  int kafka_message_timeout_ms = 10000;
+  int kafka_linger_ms = 2;
+  int kafka_max_queued_messages = 100000;
+  std::map<std::string, std::string> kafka_extra;
+  absl::Duration result_replay_window = absl::Minutes(10);
+  absl::Duration not_found_ttl = absl::Seconds(1);
+  size_t max_cached_results = 1'000'000;
+  size_t max_issued_pairs = 2'000'000;
+
+  absl::Status Validate() const;
+};
+
+/// The running gateway: gRPC server, producer, result listener and caches.
+/// Start once from one thread; the destructor shuts it all down (gRPC first,
+/// then the producer after flushing, then the listener).
+class GatewayServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(
+      const GatewayConfig& config);
+  ~GatewayServer();
+
+  // The port actually bound (useful with ":0").
+  int port() const { return port_; }
+  void Wait();
+  // Turns health NOT_SERVING, stops taking calls, ends open streams.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  struct Parts;
+  GatewayServer();
+  std::unique_ptr<Parts> parts_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace coupon::gateway

@@ -1,0 +1,278 @@
+#include "gateway/grpc_service.h"
+
+#include <deque>
+#include <mutex>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/proto_convert.h"
+#include "common/validation.h"
+#include "glog/logging.h"
+
+namespace coupon::gateway {
+namespace {
+
+constexpr size_t kMaxWatchedRequestIds = 1000;
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+// A user/coupon watch remembers this many delivered ids to drop replays.
+constexpr size_t kMaxRememberedIds = 100'000;
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
+                                 const absl::Status& status) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+/// One WatchIssueResults stream. Registered with the hub from construction
+/// until OnDone; OnResult runs on the hub's publishing thread, everything else
+/// on gRPC's threads. Writes are serialised through `pending_`. Deletes itself
+/// in OnDone, after unregistering, so no OnResult can reach a dead reactor.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
+                           public ResultWatcher {
+ public:
+  WatchReactor(ResultHub* hub, GatewayStore* store,
+               const v1::WatchIssueResultsRequest& req)
+      : hub_(hub) {
+    absl::Status valid = Validate(req);
+    if (!valid.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      FinishLocked(ToGrpcStatus(valid));
+      return;
+    }
+    if (req.request_ids_size() == 0) {
+      if (!req.user_id().empty()) hub_->WatchUser(req.user_id(), this);
+      if (req.coupon_id() != 0) hub_->WatchCoupon(req.coupon_id(), this);
+      return;
+    }
+    std::vector<std::string> ids(req.request_ids().begin(),
+                                 req.request_ids().end());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      by_request_ = true;
+      remaining_.insert(ids.begin(), ids.end());
+    }
+    // Register first, then look back: a result decided in between reaches
+    // us through OnResult, one decided before through the hub or database.
+    for (const IssueResult& r : hub_->WatchRequests(ids, this)) OnResult(r);
+    std::vector<std::string> missing;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      missing.assign(remaining_.begin(), remaining_.end());
+    }
+    if (!missing.empty()) {
+      auto stored = store->FindResults(missing);
+      if (!stored.ok()) {
+        LOG(WARNING) << "watch: result lookup failed: " << stored.status();
+        std::lock_guard<std::mutex> lock(mu_);
+        FinishLocked(ToGrpcStatus(stored.status()));
+        return;
+      }
+      for (const IssueResult& r : *stored) OnResult(r);
+    }
+  }
+
+  void OnResult(const IssueResult& result) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return;
+    if (by_request_) {
+      if (remaining_.erase(result.request_id) == 0) return;
+    } else {
+      if (!delivered_.insert(result.request_id).second) return;
+      if (delivered_.size() > kMaxRememberedIds) delivered_.clear();
+    }
+    pending_.push_back(ToProto(result));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&pending_.front());
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                "stream broken; watch again"));
+      return;
+    }
+    pending_.pop_front();
+    if (!pending_.empty()) {
+      writing_ = true;
+      StartWrite(&pending_.front());
+    } else if (by_request_ && remaining_.empty()) {
+      FinishLocked(grpc::Status::OK);
+    }
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    hub_->Unwatch(this);
+    delete this;
+  }
+
+ private:
+  static absl::Status Validate(const v1::WatchIssueResultsRequest& req) {
+    int selectors = (req.request_ids_size() > 0) + !req.user_id().empty() +
+                    (req.coupon_id() != 0);
+    if (selectors != 1) {
+      return absl::InvalidArgumentError(
+          "request_ids, user_id, coupon_id: set exactly one of them");
+    }
+    if (static_cast<size_t>(req.request_ids_size()) > kMaxWatchedRequestIds) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("request_ids: at most ", kMaxWatchedRequestIds,
+                       " per watch, got ", req.request_ids_size()));
+    }
+    for (int i = 0; i < req.request_ids_size(); ++i) {
+      absl::Status s = ValidateRequestId(absl::StrCat("request_ids[", i, "]"),
+                                         req.request_ids(i));
+      if (!s.ok()) return s;
+    }
+    if (!req.user_id().empty()) return ValidateUserId("user_id", req.user_id());
+    if (req.coupon_id() != 0) return ValidateCouponId("coupon_id", req.coupon_id());
+    return absl::OkStatus();
+  }
+
+  // Finishes once; a write in flight completes first (gRPC sends the status
+  // after it).
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  ResultHub* hub_;
+  std::mutex mu_;
+  bool by_request_ = false;
+  bool writing_ = false;
+  bool finished_ = false;
+  absl::flat_hash_set<std::string> remaining_;
+  absl::flat_hash_set<std::string> delivered_;
+  std::deque<v1::IssueResult> pending_;  // front() is being written
+};
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl and gRPC share the canonical code numbering.
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+grpc::ServerUnaryReactor* CouponGrpcService::CreateCoupon(
+    grpc::CallbackServerContext* ctx, const v1::CreateCouponRequest* req,
+    v1::Coupon* resp) {
+  absl::Status valid = ValidateCouponName("name", req->name());
+  if (valid.ok()) valid = ValidateTotalQuantity("total_quantity", req->total_quantity());
+  NewCoupon coupon;
+  coupon.name = req->name();
+  coupon.total_quantity = req->total_quantity();
+  if (req->has_starts_at()) coupon.starts_at = FromProtoTime(req->starts_at());
+  if (req->has_ends_at()) coupon.ends_at = FromProtoTime(req->ends_at());
+  if (valid.ok() && coupon.starts_at && coupon.ends_at &&
+      *coupon.starts_at >= *coupon.ends_at) {
+    valid = absl::InvalidArgumentError("ends_at: must be after starts_at");
+  }
+  if (valid.ok() && coupon.ends_at &&
+      *coupon.ends_at <= absl::ToUnixMicros(absl::Now())) {
+    valid = absl::InvalidArgumentError("ends_at: is in the past");
+  }
+  if (!valid.ok()) return Finish(ctx, valid);
+  auto created = store_->CreateCoupon(coupon);
+  if (!created.ok()) return Finish(ctx, created.status());
+  LOG(INFO) << "created coupon " << created->coupon_id << " with "
+            << created->total_quantity << " copies";
+  *resp = ToProto(*created);
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CouponGrpcService::GetCoupon(
+    grpc::CallbackServerContext* ctx, const v1::GetCouponRequest* req,
+    v1::Coupon* resp) {
+  absl::Status valid = ValidateCouponId("coupon_id", req->coupon_id());
+  if (!valid.ok()) return Finish(ctx, valid);
+  auto coupon = store_->GetCoupon(req->coupon_id());
+  if (!coupon.ok()) return Finish(ctx, coupon.status());
+  *resp = ToProto(*coupon);
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CouponGrpcService::IssueCoupon(
+    grpc::CallbackServerContext* ctx, const v1::IssueCouponRequest* req,
+    v1::IssueCouponResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  absl::Time deadline = std::min(absl::FromChrono(ctx->deadline()),
+                                 absl::Now() + default_issue_deadline_);
+  IssueCommand cmd{req->coupon_id(), req->user_id(), req->request_id()};
+  issue_->Issue(std::move(cmd), deadline,
+                [reactor, resp](absl::StatusOr<IssueReply> reply) {
+                  if (!reply.ok()) {
+                    reactor->Finish(ToGrpcStatus(reply.status()));
+                    return;
+                  }
+                  resp->set_request_id(reply->request_id);
+                  resp->set_outcome(ToProto(reply->outcome));
+                  resp->set_user_coupon_id(reply->user_coupon_id);
+                  reactor->Finish(grpc::Status::OK);
+                });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::IssueResult>* CouponGrpcService::WatchIssueResults(
+    grpc::CallbackServerContext* ctx, const v1::WatchIssueResultsRequest* req) {
+  return new WatchReactor(hub_, store_, *req);
+}
+
+grpc::ServerUnaryReactor* CouponGrpcService::GetIssueResult(
+    grpc::CallbackServerContext* ctx, const v1::GetIssueResultRequest* req,
+    v1::IssueResult* resp) {
+  absl::Status valid = ValidateRequestId("request_id", req->request_id());
+  if (!valid.ok()) return Finish(ctx, valid);
+  std::optional<IssueResult> result = hub_->FindResult(req->request_id());
+  if (!result) {
+    auto stored = store_->FindResults({req->request_id()});
+    if (!stored.ok()) return Finish(ctx, stored.status());
+    if (stored->empty()) {
+      return Finish(ctx, absl::NotFoundError(absl::StrCat(
+                             "request_id: no result for \"", req->request_id(),
+                             "\" yet: it is still queued, or was never "
+                             "accepted")));
+    }
+    result = stored->front();
+  }
+  *resp = ToProto(*result);
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CouponGrpcService::ListUserCoupons(
+    grpc::CallbackServerContext* ctx, const v1::ListUserCouponsRequest* req,
+    v1::ListUserCouponsResponse* resp) {
+  absl::Status valid = ValidateUserId("user_id", req->user_id());
+  if (valid.ok() && (req->page_size() < 0 || req->page_size() > kMaxPageSize)) {
+    valid = absl::InvalidArgumentError(absl::StrCat(
+        "page_size: must be between 0 and ", kMaxPageSize, ", got ",
+        req->page_size()));
+  }
+  if (valid.ok() && req->after_user_coupon_id() < 0) {
+    valid = absl::InvalidArgumentError("after_user_coupon_id: must not be negative");
+  }
+  if (!valid.ok()) return Finish(ctx, valid);
+  const int page = req->page_size() == 0 ? kDefaultPageSize : req->page_size();
+  auto rows = store_->ListUserCoupons(req->user_id(), req->after_user_coupon_id(),
+                                      page);
+  if (!rows.ok()) return Finish(ctx, rows.status());
+  for (const UserCouponRow& row : *rows) *resp->add_coupons() = ToProto(row);
+  if (static_cast<int>(rows->size()) == page) {
+    resp->set_next_after_user_coupon_id(rows->back().user_coupon_id);
+  }
+  return Finish(ctx, absl::OkStatus());
+}
+
+}  // namespace coupon::gateway

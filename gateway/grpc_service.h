@@ -1,0 +1,53 @@
+#pragma once
+
+// The gRPC surface of the gateway: thin handlers that convert protos, call the
+// domain classes and map absl::Status to grpc::Status in one place.
+
+#include "absl/time/time.h"
+#include "coupon/v1/coupon_service.grpc.pb.h"
+#include "gateway/gateway_store.h"
+#include "gateway/issue_service.h"
+#include "gateway/result_hub.h"
+
+namespace coupon::gateway {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+/// Callback-API service. Thread-safe: gRPC calls it from its own threads.
+/// The collaborators must outlive the server it is registered with.
+class CouponGrpcService final : public v1::CouponService::CallbackService {
+ public:
+  CouponGrpcService(IssueService* issue, ResultHub* hub, GatewayStore* store,
+                    absl::Duration default_issue_deadline)
+      : issue_(issue),
+        hub_(hub),
+        store_(store),
+        default_issue_deadline_(default_issue_deadline) {}
+
+  grpc::ServerUnaryReactor* CreateCoupon(grpc::CallbackServerContext* ctx,
+                                         const v1::CreateCouponRequest* req,
+                                         v1::Coupon* resp) override;
+  grpc::ServerUnaryReactor* GetCoupon(grpc::CallbackServerContext* ctx,
+                                      const v1::GetCouponRequest* req,
+                                      v1::Coupon* resp) override;
+  grpc::ServerUnaryReactor* IssueCoupon(grpc::CallbackServerContext* ctx,
+                                        const v1::IssueCouponRequest* req,
+                                        v1::IssueCouponResponse* resp) override;
+  grpc::ServerWriteReactor<v1::IssueResult>* WatchIssueResults(
+      grpc::CallbackServerContext* ctx,
+      const v1::WatchIssueResultsRequest* req) override;
+  grpc::ServerUnaryReactor* GetIssueResult(grpc::CallbackServerContext* ctx,
+                                           const v1::GetIssueResultRequest* req,
+                                           v1::IssueResult* resp) override;
+  grpc::ServerUnaryReactor* ListUserCoupons(
+      grpc::CallbackServerContext* ctx, const v1::ListUserCouponsRequest* req,
+      v1::ListUserCouponsResponse* resp) override;
+
+ private:
+  IssueService* issue_;
+  ResultHub* hub_;
+  GatewayStore* store_;
+  const absl::Duration default_issue_deadline_;
+};
+
+}  // namespace coupon::gateway

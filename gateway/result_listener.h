@@ -1,0 +1,56 @@
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gateway/result_hub.h"
+
+namespace RdKafka {
+class KafkaConsumer;
+}
+
+namespace coupon::gateway {
+
+struct ResultListenerConfig {
+  std::string brokers;
+  std::string topic = "coupon-issue-result";
+  // On start, results decided this long ago are read again, so a new replica
+  // knows what is sold out and who holds a copy.
+  absl::Duration replay_window = absl::Minutes(10);
+  std::map<std::string, std::string> extra;  // librdkafka properties
+};
+
+/// Reads every partition of the result topic (no consumer group: each gateway
+/// replica needs all results) and publishes each result to the hub. Owns one
+/// thread, started by Start and joined by the destructor. The hub must
+/// outlive it.
+class ResultListener {
+ public:
+  ResultListener(ResultListenerConfig config, ResultHub* hub);
+  ~ResultListener();
+
+  // Creates the consumer; INVALID_ARGUMENT for bad properties. The partitions
+  // are assigned by the thread, which retries until the topic is reachable.
+  absl::Status Start();
+
+  // True once the thread has assigned every partition.
+  bool ready() const { return ready_.load(); }
+
+ private:
+  void Run();
+  absl::Status Assign();
+
+  const ResultListenerConfig config_;
+  ResultHub* hub_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> ready_{false};
+  std::thread thread_;
+};
+
+}  // namespace coupon::gateway

@@ -1,0 +1,128 @@
+#include "issuer-worker/batch_processor.h"
+
+#include <condition_variable>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "common/events/event_codec.h"
+#include "common/proto_convert.h"
+#include "coupon/v1/events.pb.h"
+#include "glog/logging.h"
+
+namespace coupon::worker {
+namespace {
+
+/// Counts delivery callbacks of one batch. Callbacks run on the producer's
+/// thread; Wait runs on the worker's. Shared so a late callback after a
+/// timed-out Wait still has something to call.
+class Acks {
+ public:
+  EventPublisher::DeliveryCallback Expect() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++outstanding_;
+    return [self = this](absl::Status s) { self->Done(std::move(s)); };
+  }
+
+  absl::Status Wait(absl::Time deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_until(lock, absl::ToChronoTime(deadline),
+                        [&] { return outstanding_ == 0; })) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "kafka: ", outstanding_, " events of the batch not acknowledged"));
+    }
+    return first_error_;
+  }
+
+ private:
+  void Done(absl::Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!s.ok() && first_error_.ok()) first_error_ = std::move(s);
+    --outstanding_;
+    cv_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int outstanding_ = 0;
+  absl::Status first_error_;
+};
+
+std::string DeadLetterPayload(const RawEvent& e, const std::string& reason,
+                              UnixMicros now) {
+  v1::DeadLetter dl;
+  dl.set_payload(e.payload);
+  dl.set_key(e.key);
+  dl.set_reason(reason);
+  dl.set_topic(e.topic);
+  dl.set_partition(e.partition);
+  dl.set_offset(e.offset);
+  *dl.mutable_dead_at() = ToProtoTime(now);
+  return dl.SerializeAsString();
+}
+
+}  // namespace
+
+BatchProcessor::BatchProcessor(IssuanceStore* store, EventPublisher* publisher,
+                               TopicNames topics, Clock clock)
+    : store_(store),
+      publisher_(publisher),
+      topics_(std::move(topics)),
+      clock_(std::move(clock)) {}
+
+absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
+                                     absl::Duration publish_timeout,
+                                     BatchStats* stats) {
+  *stats = BatchStats{};
+  stats->events = events.size();
+  const UnixMicros now = absl::ToUnixMicros(clock_());
+
+  // Malformed events never reach the database.
+  std::vector<IssueRequest> requests;
+  std::vector<size_t> origin;  // requests[i] came from events[origin[i]]
+  std::vector<std::pair<size_t, std::string>> dead;
+  for (size_t i = 0; i < events.size(); ++i) {
+    absl::StatusOr<IssueRequest> req = DecodeIssueRequested(events[i].payload);
+    if (req.ok()) {
+      requests.push_back(std::move(*req));
+      origin.push_back(i);
+    } else {
+      dead.emplace_back(i, std::string(req.status().message()));
+    }
+  }
+
+  BatchDecision decision;
+  if (!requests.empty()) {
+    absl::StatusOr<BatchDecision> stored = store_->DecideAndStore(requests, now);
+    if (!stored.ok()) return stored.status();
+    decision = std::move(*stored);
+  }
+  for (const Refusal& r : decision.refusals) {
+    dead.emplace_back(origin[r.event_index], r.reason);
+  }
+
+  // Everything of the batch goes out, then we wait once.
+  auto acks = std::make_shared<Acks>();
+  const absl::Time deadline = clock_() + publish_timeout;
+  for (const IssueResult& result : decision.results) {
+    auto cb = acks->Expect();
+    publisher_->Publish(topics_.result, CouponKey(result.coupon_id),
+                        EncodeIssueResult(result), deadline,
+                        [acks, cb](absl::Status s) { cb(std::move(s)); });
+    if (result.outcome == Outcome::kIssued) ++stats->issued;
+  }
+  for (const auto& [index, reason] : dead) {
+    const RawEvent& e = events[index];
+    LOG(WARNING) << "dead letter: " << e.topic << "/" << e.partition << "@"
+                 << e.offset << ": " << reason;
+    auto cb = acks->Expect();
+    publisher_->Publish(topics_.dead_letter, e.key,
+                        DeadLetterPayload(e, reason, now), deadline,
+                        [acks, cb](absl::Status s) { cb(std::move(s)); });
+  }
+  stats->decided = decision.fresh.size();
+  stats->republished = decision.results.size() - decision.fresh.size();
+  stats->dead_letters = dead.size();
+  return acks->Wait(deadline + absl::Seconds(1));
+}
+
+}  // namespace coupon::worker

@@ -1,0 +1,63 @@
+#pragma once
+
+// One partition's batch, start to end: decode the events, decide and store
+// them in one transaction, publish the results and dead letters, and wait for
+// the broker's acknowledgements. Only when Process returns OK may the batch's
+// offsets be committed. No Kafka consumer here: the loop in worker.cc owns it.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/event_publisher.h"
+#include "issuer-worker/issuance_store.h"
+
+namespace coupon::worker {
+
+struct RawEvent {
+  std::string key;
+  std::string payload;
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+};
+
+struct BatchStats {
+  size_t events = 0;
+  size_t decided = 0;      // fresh decisions stored
+  size_t republished = 0;  // results of replayed requests sent again
+  size_t issued = 0;
+  size_t dead_letters = 0;
+};
+
+struct TopicNames {
+  std::string result = "coupon-issue-result";
+  std::string dead_letter = "coupon-issue-request.dlq";
+};
+
+/// Not thread-safe: one batch at a time, from the worker loop's thread. The
+/// store and publisher must outlive it.
+class BatchProcessor {
+ public:
+  using Clock = std::function<absl::Time()>;
+
+  BatchProcessor(IssuanceStore* store, EventPublisher* publisher,
+                 TopicNames topics, Clock clock = absl::Now);
+
+  // OK: every event is decided and stored, and its result (or dead letter)
+  // is acknowledged by the broker. Otherwise nothing is lost: processing the
+  // same events again republishes the stored results and decides the rest.
+  absl::Status Process(const std::vector<RawEvent>& events,
+                       absl::Duration publish_timeout, BatchStats* stats);
+
+ private:
+  IssuanceStore* store_;
+  EventPublisher* publisher_;
+  const TopicNames topics_;
+  const Clock clock_;
+};
+
+}  // namespace coupon::worker

@@ -1,0 +1,54 @@
+#include "issuer-worker/decision.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace coupon::worker {
+
+BatchDecision DecideBatch(const std::vector<IssueRequest>& requests,
+                          Snapshot snap, UnixMicros now) {
+  BatchDecision out;
+  absl::flat_hash_map<std::string, size_t> seen;  // request id -> results idx
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const IssueRequest& req = requests[i];
+    if (seen.contains(req.request_id)) continue;  // same request twice
+    if (auto it = snap.decided.find(req.request_id); it != snap.decided.end()) {
+      seen[req.request_id] = out.results.size();
+      out.results.push_back(it->second);
+      continue;
+    }
+    auto coupon_it = snap.coupons.find(req.coupon_id);
+    if (coupon_it == snap.coupons.end()) {
+      out.refusals.push_back(
+          {i, absl::StrCat("coupon_id: no coupon ", req.coupon_id)});
+      continue;
+    }
+    CouponInfo& coupon = coupon_it->second;
+
+    IssueResult result;
+    result.request_id = req.request_id;
+    result.coupon_id = req.coupon_id;
+    result.user_id = req.user_id;
+    result.decided_at = now;
+    Outcome window = WindowOutcome(coupon, req.requested_at);
+    if (window != Outcome::kIssued) {
+      result.outcome = window;
+    } else if (snap.holders.contains({req.coupon_id, req.user_id})) {
+      result.outcome = Outcome::kAlreadyIssued;
+    } else if (coupon.remaining_quantity <= 0) {
+      result.outcome = Outcome::kSoldOut;
+    } else {
+      result.outcome = Outcome::kIssued;
+      coupon.remaining_quantity -= 1;
+      out.taken[req.coupon_id] += 1;
+      snap.holders[{req.coupon_id, req.user_id}] = req.request_id;
+      out.issuances.push_back({req.coupon_id, req.user_id, req.request_id});
+    }
+    result.remaining_quantity = coupon.remaining_quantity;
+    seen[req.request_id] = out.results.size();
+    out.fresh.push_back(out.results.size());
+    out.results.push_back(std::move(result));
+  }
+  return out;
+}
+
+}  // namespace coupon::worker

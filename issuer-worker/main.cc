@@ -1,0 +1,91 @@
+// coupon-issuer-worker: a member of the consumer group that decides issuance.
+// Flags (each with an environment twin in upper case) are listed in
+// docs/operations.md.
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/usage.h"
+#include "common/flags_env.h"
+#include "common/kafka/config.h"
+#include "glog/logging.h"
+#include "issuer-worker/worker.h"
+
+namespace {
+const coupon::worker::WorkerConfig kDefaults;
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop.store(true); }
+}  // namespace
+
+ABSL_FLAG(std::string, kafka_brokers, kDefaults.kafka_brokers,
+          "Kafka bootstrap servers, host:port[,host:port].");
+ABSL_FLAG(std::string, kafka_properties, "",
+          "Extra librdkafka properties, k=v,k=v (security.protocol, sasl.*, "
+          "ssl.*).");
+ABSL_FLAG(std::string, pg_dsn, kDefaults.pg_dsn,
+          "PostgreSQL connection string (URI or key=value; sslmode too).");
+ABSL_FLAG(std::string, group_id, kDefaults.group_id, "Kafka consumer group.");
+ABSL_FLAG(std::string, request_topic, kDefaults.request_topic,
+          "Topic of issue requests.");
+ABSL_FLAG(std::string, result_topic, kDefaults.result_topic,
+          "Topic the results are published to.");
+ABSL_FLAG(std::string, dead_letter_topic, kDefaults.dead_letter_topic,
+          "Topic for events that cannot be decided.");
+ABSL_FLAG(int, max_batch, kDefaults.max_batch,
+          "Events of one partition decided in one transaction, at most.");
+ABSL_FLAG(absl::Duration, batch_wait, kDefaults.batch_wait,
+          "After the first event, how long to wait for more.");
+ABSL_FLAG(absl::Duration, publish_timeout, kDefaults.publish_timeout,
+          "How long a batch's results may take to be acknowledged before the "
+          "batch is retried.");
+ABSL_FLAG(int, session_timeout_ms, kDefaults.session_timeout_ms,
+          "Consumer group session timeout.");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "coupon-issuer-worker: decides coupon issuance from the request topic. "
+      "Every flag can also be set by the environment variable of its name in "
+      "upper case.");
+  coupon::ParseFlagsWithEnv(argc, argv);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+
+  coupon::worker::WorkerConfig config;
+  config.kafka_brokers = absl::GetFlag(FLAGS_kafka_brokers);
+  config.pg_dsn = absl::GetFlag(FLAGS_pg_dsn);
+  config.group_id = absl::GetFlag(FLAGS_group_id);
+  config.request_topic = absl::GetFlag(FLAGS_request_topic);
+  config.result_topic = absl::GetFlag(FLAGS_result_topic);
+  config.dead_letter_topic = absl::GetFlag(FLAGS_dead_letter_topic);
+  config.max_batch = absl::GetFlag(FLAGS_max_batch);
+  config.batch_wait = absl::GetFlag(FLAGS_batch_wait);
+  config.publish_timeout = absl::GetFlag(FLAGS_publish_timeout);
+  config.session_timeout_ms = absl::GetFlag(FLAGS_session_timeout_ms);
+  if (absl::Status s = coupon::kafka::ParseProperties(
+          absl::GetFlag(FLAGS_kafka_properties), &config.kafka_extra);
+      !s.ok()) {
+    std::cerr << "--kafka_properties: " << s.message() << "\n";
+    return 2;
+  }
+  if (absl::Status s = config.Validate(); !s.ok()) {
+    std::cerr << s.message() << "\n";
+    return 2;
+  }
+
+  auto worker = coupon::worker::IssuerWorker::Create(config);
+  if (!worker.ok()) {
+    LOG(ERROR) << "worker cannot start: " << worker.status();
+    return 1;
+  }
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  absl::Status ran = (*worker)->Run(g_stop);
+  if (!ran.ok()) {
+    LOG(ERROR) << "worker: " << ran;
+    return 1;
+  }
+  LOG(INFO) << "worker: stopped";
+  return 0;
+}

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/pg/pg.h"
+#include "issuer-worker/issuance_store.h"
+
+namespace coupon::worker {
+
+/// IssuanceStore on one PostgreSQL connection, made lazily and made again
+/// after it breaks. Not thread-safe: the worker loop's thread only.
+class PgIssuanceStore final : public IssuanceStore {
+ public:
+  PgIssuanceStore(std::string dsn, absl::Duration connect_timeout)
+      : dsn_(std::move(dsn)), connect_timeout_(connect_timeout) {}
+
+  absl::StatusOr<BatchDecision> DecideAndStore(
+      const std::vector<IssueRequest>& requests, UnixMicros now) override;
+
+ private:
+  absl::StatusOr<BatchDecision> InTransaction(
+      pg::Connection& conn, const std::vector<IssueRequest>& requests,
+      UnixMicros now);
+
+  const std::string dsn_;
+  const absl::Duration connect_timeout_;
+  std::unique_ptr<pg::Connection> conn_;
+};
+
+}  // namespace coupon::worker

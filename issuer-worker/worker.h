@@ -1,0 +1,65 @@
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace coupon::worker {
+
+struct WorkerConfig {
+  std::string kafka_brokers = "127.0.0.1:9092";
+  std::string pg_dsn = "postgresql://coupon:coupon@127.0.0.1:5432/coupon";
+  std::string group_id = "coupon-issuer";
+  std::string request_topic = "coupon-issue-request";
+  std::string result_topic = "coupon-issue-result";
+  std::string dead_letter_topic = "coupon-issue-request.dlq";
+  // At most this many events of one poll go into one transaction.
+  int max_batch = 500;
+  // After the first event, how long to wait for more to fill a batch.
+  absl::Duration batch_wait = absl::Milliseconds(5);
+  // How long a batch's results may take to be acknowledged.
+  absl::Duration publish_timeout = absl::Seconds(30);
+  absl::Duration pg_connect_timeout = absl::Seconds(3);
+  // Kafka group session timeout: how soon a dead worker's partitions move.
+  int session_timeout_ms = 10000;
+  std::map<std::string, std::string> kafka_extra;
+
+  absl::Status Validate() const;
+};
+
+/// The issuer-worker: a member of consumer group `group_id` that decides the
+/// events of the partitions it owns, in order, one transaction per
+/// partition batch. Run() blocks on the calling thread until `stop` is set;
+/// then it finishes the batch in hand, commits, and leaves the group so its
+/// partitions move at once. Create and Run from one thread.
+class IssuerWorker {
+ public:
+  static absl::StatusOr<std::unique_ptr<IssuerWorker>> Create(
+      const WorkerConfig& config);
+  ~IssuerWorker();
+
+  absl::Status Run(const std::atomic<bool>& stop);
+
+  // Totals since start, readable from any thread.
+  struct Counters {
+    std::atomic<int64_t> events{0};
+    std::atomic<int64_t> decided{0};
+    std::atomic<int64_t> issued{0};
+    std::atomic<int64_t> dead_letters{0};
+    std::atomic<int64_t> batches{0};
+    std::atomic<int64_t> retries{0};
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  struct Impl;
+  explicit IssuerWorker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  Counters counters_;
+};
+
+}  // namespace coupon::worker

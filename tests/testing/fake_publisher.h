@@ -1,0 +1,45 @@
+#pragma once
+
+// An in-memory EventPublisher for unit tests of domain classes. Integration
+// tests use the real broker.
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/event_publisher.h"
+
+namespace coupon::testing {
+
+class FakePublisher : public EventPublisher {
+ public:
+  struct Sent {
+    std::string topic, key, payload;
+  };
+
+  void Publish(const std::string& topic, std::string key, std::string payload,
+               absl::Time deadline, DeliveryCallback done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sent_.push_back({topic, std::move(key), std::move(payload)});
+    }
+    done(next_status_);
+  }
+  bool Available() const override { return available_; }
+
+  std::vector<Sent> sent() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sent_;
+  }
+  void set_available(bool available) { available_ = available; }
+  // What the next deliveries report.
+  void set_delivery_status(absl::Status s) { next_status_ = std::move(s); }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Sent> sent_;
+  bool available_ = true;
+  absl::Status next_status_;
+};
+
+}  // namespace coupon::testing

@@ -1,0 +1,121 @@
+#include "gateway/result_hub.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace coupon::gateway {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+IssueResult Result(std::string id, int64_t coupon, std::string user,
+                   Outcome outcome, int64_t remaining = 5) {
+  IssueResult r;
+  r.request_id = std::move(id);
+  r.coupon_id = coupon;
+  r.user_id = std::move(user);
+  r.outcome = outcome;
+  r.user_coupon_id = outcome == Outcome::kIssued ? 100 : 0;
+  r.remaining_quantity = remaining;
+  return r;
+}
+
+class Recorder : public ResultWatcher {
+ public:
+  void OnResult(const IssueResult& r) override { ids.push_back(r.request_id); }
+  std::vector<std::string> ids;
+};
+
+TEST(ResultHub, PrecheckKnowsNothingAtFirst) {
+  ResultHub hub;
+  bool conflict;
+  EXPECT_FALSE(hub.Precheck(1, "u", "r", &conflict).has_value());
+  EXPECT_FALSE(conflict);
+}
+
+TEST(ResultHub, SameRequestIdGetsItsEarlierResult) {
+  ResultHub hub;
+  hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
+  bool conflict;
+  auto known = hub.Precheck(1, "u", "r1", &conflict);
+  ASSERT_TRUE(known.has_value());
+  EXPECT_EQ(known->outcome, Outcome::kIssued);
+  EXPECT_EQ(known->user_coupon_id, 100);
+}
+
+TEST(ResultHub, ReusedRequestIdForAnotherUserIsAConflict) {
+  ResultHub hub;
+  hub.Publish(Result("r1", 1, "u", Outcome::kSoldOut));
+  bool conflict;
+  EXPECT_FALSE(hub.Precheck(1, "other", "r1", &conflict).has_value());
+  EXPECT_TRUE(conflict);
+}
+
+TEST(ResultHub, AnotherRequestOfAHolderIsAlreadyIssued) {
+  ResultHub hub;
+  hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
+  bool conflict;
+  auto known = hub.Precheck(1, "u", "r2", &conflict);
+  ASSERT_TRUE(known.has_value());
+  EXPECT_EQ(known->outcome, Outcome::kAlreadyIssued);
+  EXPECT_FALSE(hub.Precheck(2, "u", "r3", &conflict).has_value());
+}
+
+TEST(ResultHub, LastCopyOrSoldOutMarksTheCouponSoldOut) {
+  ResultHub hub;
+  hub.Publish(Result("r1", 1, "a", Outcome::kIssued, /*remaining=*/0));
+  hub.Publish(Result("r2", 2, "a", Outcome::kSoldOut, 0));
+  bool conflict;
+  EXPECT_EQ(hub.Precheck(1, "b", "x", &conflict)->outcome, Outcome::kSoldOut);
+  EXPECT_EQ(hub.Precheck(2, "b", "y", &conflict)->outcome, Outcome::kSoldOut);
+  // The holder of the last copy still hears ISSUED for its own request.
+  EXPECT_EQ(hub.Precheck(1, "a", "r1", &conflict)->outcome, Outcome::kIssued);
+}
+
+TEST(ResultHub, ForgottenResultStillAnswersTheHolderFromIssuedPairs) {
+  ResultHub hub(HubLimits{/*max_results=*/1, /*max_issued_pairs=*/10});
+  hub.Publish(Result("r1", 1, "a", Outcome::kIssued));
+  hub.Publish(Result("r2", 1, "b", Outcome::kIssued));  // evicts r1's result
+  EXPECT_FALSE(hub.FindResult("r1").has_value());
+  bool conflict;
+  auto known = hub.Precheck(1, "a", "r1", &conflict);
+  ASSERT_TRUE(known.has_value());
+  EXPECT_EQ(known->outcome, Outcome::kIssued);
+}
+
+TEST(ResultHub, WatchersGetTheirResultsAndNothingAfterUnwatch) {
+  ResultHub hub;
+  Recorder by_id, by_user, by_coupon;
+  hub.Publish(Result("early", 1, "u", Outcome::kSoldOut));
+  auto known = hub.WatchRequests({"early", "r1"}, &by_id);
+  ASSERT_EQ(known.size(), 1u);
+  EXPECT_EQ(known[0].request_id, "early");
+  hub.WatchUser("u", &by_user);
+  hub.WatchCoupon(2, &by_coupon);
+
+  hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
+  hub.Publish(Result("r2", 2, "v", Outcome::kIssued));
+  EXPECT_THAT(by_id.ids, ElementsAre("r1"));
+  EXPECT_THAT(by_user.ids, ElementsAre("r1"));
+  EXPECT_THAT(by_coupon.ids, ElementsAre("r2"));
+
+  hub.Unwatch(&by_id);
+  hub.Unwatch(&by_user);
+  hub.Unwatch(&by_coupon);
+  EXPECT_EQ(hub.watcher_count(), 0u);
+  hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
+  hub.Publish(Result("r3", 2, "u", Outcome::kIssued));
+  EXPECT_THAT(by_id.ids, ElementsAre("r1"));
+  EXPECT_THAT(by_coupon.ids, ElementsAre("r2"));
+}
+
+TEST(ResultHub, UnwatchOfAnUnknownWatcherIsHarmless) {
+  ResultHub hub;
+  Recorder r;
+  hub.Unwatch(&r);
+  EXPECT_THAT(r.ids, IsEmpty());
+}
+
+}  // namespace
+}  // namespace coupon::gateway
