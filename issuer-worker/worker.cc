@@ -52,19 +52,23 @@ class Rebalancer : public RdKafka::RebalanceCb {
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       LOG(INFO) << "worker: assigned partitions" << list;
       for (auto* p : partitions) owned_.insert(p->partition());
+      owned_count_.store(static_cast<int>(owned_.size()));
       consumer->assign(partitions);
     } else {
       // Nothing is in flight here: a batch is always committed (or given up
       // for a replay) before the next consume().
       LOG(INFO) << "worker: revoked partitions" << list;
       for (auto* p : partitions) owned_.erase(p->partition());
+      owned_count_.store(static_cast<int>(owned_.size()));
       consumer->unassign();
     }
   }
   bool Owns(int32_t partition) const { return owned_.count(partition) > 0; }
+  int owned_count() const { return owned_count_.load(); }
 
  private:
   std::set<int32_t> owned_;
+  std::atomic<int> owned_count_{0};
 };
 
 }  // namespace
@@ -79,6 +83,10 @@ struct IssuerWorker::Impl {
 };
 
 IssuerWorker::IssuerWorker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+int IssuerWorker::owned_partitions() const {
+  return impl_->rebalancer.owned_count();
+}
 
 IssuerWorker::~IssuerWorker() {
   if (impl_->consumer) impl_->consumer->close();

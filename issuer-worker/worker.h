@@ -54,6 +54,8 @@ class IssuerWorker {
     std::atomic<int64_t> retries{0};
   };
   const Counters& counters() const { return counters_; }
+  // Partitions this member owns now; any thread.
+  int owned_partitions() const;
 
  private:
   struct Impl;

@@ -1,0 +1,229 @@
+# shellcheck shell=bash disable=SC2034  # variables here are used by the scripts that source it
+# scripts/lib.sh — helpers sourced by the local-stack scripts (install-deps, stack, migrate).
+#
+# Sourcing it:
+#   - finds the repository root and the runtime state folder <repo>/.local/ (gitignored);
+#   - sets the port defaults, each overridable from the environment:
+#       KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 PG_PORT=5432 REDIS_PORT=6379 GATEWAY_PORT=50051
+#   - exports the connection settings every client uses (kept when already set):
+#       KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+#       PG_DSN=postgresql://coupon:coupon@127.0.0.1:$PG_PORT/coupon
+#       REDIS_ADDR=127.0.0.1:$REDIS_PORT
+#   - defines log / warn / die, wait_for_port, port and pid-file helpers.
+# It changes no shell options of the caller beyond what the caller set, and starts nothing.
+
+if [[ -n "${_COUPON_LIB_SH:-}" ]]; then
+  return 0
+fi
+_COUPON_LIB_SH=1
+
+# ---------------------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------------------
+_lib_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+REPO_ROOT="$(git -C "$_lib_dir" rev-parse --show-toplevel 2>/dev/null || (cd "$_lib_dir/.." && pwd -P))"
+unset _lib_dir
+
+LOCAL_DIR="$REPO_ROOT/.local"
+LOCAL_BIN="$LOCAL_DIR/bin"
+DATA_DIR="$LOCAL_DIR/data"
+LOG_DIR="$LOCAL_DIR/logs"
+RUN_DIR="$LOCAL_DIR/run"
+CONF_DIR="$LOCAL_DIR/conf"
+KAFKA_DIST="$LOCAL_DIR/kafka-dist"
+KAFKA_LIBS="$KAFKA_DIST/libs"
+DEPLOY_LOCAL="$REPO_ROOT/deploy/local"
+
+# ---------------------------------------------------------------------------------------
+# Ports (all servers bind 127.0.0.1 only)
+# ---------------------------------------------------------------------------------------
+: "${KAFKA_PORT:=9092}"
+: "${KAFKA_CONTROLLER_PORT:=9093}"
+: "${PG_PORT:=5432}"
+: "${REDIS_PORT:=6379}"
+: "${GATEWAY_PORT:=50051}"
+export KAFKA_PORT KAFKA_CONTROLLER_PORT PG_PORT REDIS_PORT GATEWAY_PORT
+
+# The role, password and database the stack creates and PG_DSN points at.
+: "${PG_USER:=coupon}"
+: "${PG_PASSWORD:=coupon}"
+: "${PG_DB:=coupon}"
+
+# ---------------------------------------------------------------------------------------
+# Connection settings for clients (services, tests, tools). Not overwritten when set.
+# ---------------------------------------------------------------------------------------
+: "${KAFKA_BROKERS:=127.0.0.1:$KAFKA_PORT}"
+: "${PG_DSN:=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB}"
+: "${REDIS_ADDR:=127.0.0.1:$REDIS_PORT}"
+export KAFKA_BROKERS PG_DSN REDIS_ADDR
+
+# Tools installed by install-deps (grpcurl) live in .local/bin.
+case ":$PATH:" in
+  *":$LOCAL_BIN:"*) ;;
+  *) export PATH="$LOCAL_BIN:$PATH" ;;
+esac
+
+# ---------------------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------------------
+_script_name="$(basename "${0:-lib.sh}")"
+
+log() { printf '[%s %s] %s\n' "$_script_name" "$(date +%H:%M:%S)" "$*" >&2; }
+warn() { printf '[%s %s] WARNING: %s\n' "$_script_name" "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+  printf '[%s %s] ERROR: %s\n' "$_script_name" "$(date +%H:%M:%S)" "$*" >&2
+  exit 1
+}
+
+# need_cmd CMD [HINT]: die unless CMD is on PATH.
+need_cmd() {
+  command -v "$1" >/dev/null 2>&1 ||
+    die "'$1' not found on PATH${2:+ ($2)}; run scripts/install-deps first"
+}
+
+# show_log_tail FILE [LINES]: print the last lines of a log to stderr, for failure messages.
+show_log_tail() {
+  local file="$1" lines="${2:-40}"
+  if [[ -r "$file" ]]; then
+    printf -- '----- last %s lines of %s -----\n' "$lines" "$file" >&2
+    tail -n "$lines" "$file" >&2 || true
+    printf -- '----- end of %s -----\n' "$file" >&2
+  else
+    printf -- '(no log at %s)\n' "$file" >&2
+  fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Ports
+# ---------------------------------------------------------------------------------------
+
+# port_open HOST PORT: true when something accepts TCP connections there.
+port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# port_owner PORT: "pid=N cmd=NAME" of the process listening on PORT, if ss can tell.
+port_owner() {
+  local line
+  line="$(ss -Hltnp "sport = :$1" 2>/dev/null | head -n1)" || true
+  if [[ "$line" =~ users:\(\(\"([^\"]*)\",pid=([0-9]+) ]]; then
+    printf 'pid=%s cmd=%s' "${BASH_REMATCH[2]}" "${BASH_REMATCH[1]}"
+  fi
+}
+
+# port_in_use PORT: true when anything listens on PORT on any local address.
+port_in_use() {
+  if command -v ss >/dev/null 2>&1; then
+    [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]
+  else
+    port_open 127.0.0.1 "$1"
+  fi
+}
+
+# ensure_port_free PORT ENV_VAR WHAT: die with a clear message when PORT is taken by a
+# process that is not ours (callers check "is it ours" first).
+ensure_port_free() {
+  local port="$1" var="$2" what="$3" owner
+  if port_in_use "$port"; then
+    owner="$(port_owner "$port")"
+    die "port $port, wanted by $what, is already in use by another process${owner:+ ($owner)}." \
+      "Stop that process, or set $var to a free port (e.g. $var=$((port < 55536 ? port + 10000 : port - 10000)) scripts/$_script_name start)."
+  fi
+}
+
+# wait_for_port HOST PORT TIMEOUT_S WHAT [LOGFILE] [PID]: wait until HOST:PORT accepts
+# connections. On timeout, or when PID (if given) dies first, fail with the log's tail.
+wait_for_port() {
+  local host="$1" port="$2" timeout_s="$3" what="$4" logfile="${5:-}" pid="${6:-}"
+  local deadline=$((SECONDS + timeout_s))
+  while ! port_open "$host" "$port"; do
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      [[ -n "$logfile" ]] && show_log_tail "$logfile"
+      die "$what exited before it opened $host:$port (see ${logfile:-its log})"
+    fi
+    if ((SECONDS >= deadline)); then
+      [[ -n "$logfile" ]] && show_log_tail "$logfile"
+      die "$what did not open $host:$port within ${timeout_s}s (see ${logfile:-its log})"
+    fi
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------------------------------
+# Pid files
+# ---------------------------------------------------------------------------------------
+
+# read_pid FILE: print the pid stored in FILE (nothing if missing or malformed).
+read_pid() {
+  local pid=""
+  if [[ -r "$1" ]]; then read -r pid <"$1" 2>/dev/null || true; fi
+  [[ "$pid" =~ ^[0-9]+$ ]] && printf '%s' "$pid"
+  return 0
+}
+
+# pid_alive PID [PATTERN]: true when PID runs and, if given, its command line contains
+# PATTERN (guards against a recycled pid).
+pid_alive() {
+  local pid="$1" pattern="${2:-}"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  # An exited daemon whose parent (init) has not reaped it yet is a zombie: not alive.
+  [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]] || return 1
+  [[ -z "$pattern" ]] && return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern"
+}
+
+# pidfile_alive FILE [PATTERN]: print the pid and succeed when FILE names a live process;
+# removes a stale FILE.
+pidfile_alive() {
+  local file="$1" pattern="${2:-}" pid
+  pid="$(read_pid "$file")"
+  if pid_alive "$pid" "$pattern"; then
+    printf '%s' "$pid"
+    return 0
+  fi
+  [[ -e "$file" ]] && rm -f -- "$file"
+  return 1
+}
+
+# write_pid FILE PID
+write_pid() {
+  printf '%s\n' "$2" >"$1.tmp" && mv -f -- "$1.tmp" "$1"
+}
+
+# ---------------------------------------------------------------------------------------
+# Misc
+# ---------------------------------------------------------------------------------------
+
+# as_root CMD...: run CMD as root (directly when we are root, else through sudo).
+as_root() {
+  if [[ $EUID -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo -n "$@" || die "'$*' needs root and 'sudo -n' failed; run it as root"
+  else
+    die "'$*' needs root; run as root"
+  fi
+}
+
+# redact_dsn DSN: DSN with the password replaced by ***, for messages.
+redact_dsn() {
+  sed -E 's#^([a-z]+://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"
+}
+
+ensure_local_dirs() {
+  mkdir -p "$LOCAL_BIN" "$DATA_DIR" "$LOG_DIR" "$RUN_DIR" "$CONF_DIR"
+}
+
+# render_template SRC DEST VAR...: copy SRC to DEST replacing each @VAR@ with $VAR.
+render_template() {
+  local src="$1" dest="$2" var value content
+  shift 2
+  [[ -r "$src" ]] || die "missing template $src"
+  content="$(<"$src")"
+  for var in "$@"; do
+    value="${!var}"
+    content="${content//@${var}@/$value}"
+  done
+  printf '%s\n' "$content" >"$dest.tmp"
+  mv -f -- "$dest.tmp" "$dest"
+}

@@ -1,0 +1,150 @@
+#include "tests/integration/issuance_stack.h"
+
+#include <condition_variable>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "gtest/gtest.h"
+#include "tests/testing/stack_env.h"
+
+namespace coupon::testing {
+
+WorkerThread::WorkerThread(const worker::WorkerConfig& config) {
+  auto w = worker::IssuerWorker::Create(config);
+  CHECK(w.ok()) << w.status() << "; " << kStackHint;
+  worker_ = std::move(*w);
+  thread_ = std::thread([this] {
+    absl::Status s = worker_->Run(stop_);
+    CHECK(s.ok()) << s;
+  });
+}
+
+WorkerThread::~WorkerThread() {
+  stop_.store(true);
+  thread_.join();
+}
+
+IssuanceStack::~IssuanceStack() {
+  workers_.clear();
+  stubs_.clear();
+  gateways_.clear();
+}
+
+int IssuanceStack::AddGateway(absl::Duration result_replay_window) {
+  gateway::GatewayConfig config;
+  config.listen = "127.0.0.1:0";
+  config.kafka_brokers = KafkaBrokers();
+  config.pg_dsn = PgDsn();
+  config.result_replay_window = result_replay_window;
+  auto server = gateway::GatewayServer::Start(config);
+  CHECK(server.ok()) << server.status() << "; " << kStackHint;
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                                     grpc::InsecureChannelCredentials());
+  stubs_.push_back(v1::CouponService::NewStub(channel));
+  gateways_.push_back(std::move(*server));
+  if (!db_) {
+    auto db = pg::Connection::Connect(PgDsn(), absl::Seconds(5));
+    CHECK(db.ok()) << db.status() << "; " << kStackHint;
+    db_ = std::move(*db);
+  }
+  return static_cast<int>(gateways_.size()) - 1;
+}
+
+void IssuanceStack::StopGateway(int index) { gateways_.at(index).reset(); }
+
+void IssuanceStack::AddWorker() {
+  worker::WorkerConfig config;
+  config.kafka_brokers = KafkaBrokers();
+  config.pg_dsn = PgDsn();
+  // Short sessions so a test's departed members do not hold partitions.
+  config.session_timeout_ms = 6000;
+  workers_.push_back(std::make_unique<WorkerThread>(config));
+}
+
+void IssuanceStack::StopWorker() {
+  CHECK(!workers_.empty());
+  workers_.erase(workers_.begin());
+}
+
+void IssuanceStack::WaitForAssignment(int partitions) {
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (true) {
+    int total = 0;
+    bool each = true;
+    for (const auto& w : workers_) {
+      total += w->owned_partitions();
+      each = each && w->owned_partitions() > 0;
+    }
+    if (total == partitions && each) return;
+    CHECK(absl::Now() < until) << "workers own " << total << " of "
+                               << partitions << " partitions after 60s";
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+v1::Coupon IssuanceStack::CreateCoupon(int64_t quantity,
+                                       const std::string& name) {
+  grpc::ClientContext ctx;
+  v1::CreateCouponRequest req;
+  req.set_name(name);
+  req.set_total_quantity(quantity);
+  v1::Coupon coupon;
+  grpc::Status s = stub().CreateCoupon(&ctx, req, &coupon);
+  CHECK(s.ok()) << s.error_message();
+  return coupon;
+}
+
+void IssueConcurrently(v1::CouponService::Stub& stub, int64_t coupon_id,
+                       std::vector<IssueCall>& calls, absl::Duration deadline) {
+  struct InFlight {
+    grpc::ClientContext ctx;
+    v1::IssueCouponRequest req;
+  };
+  std::vector<std::unique_ptr<InFlight>> flights;
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t done = 0;
+  for (IssueCall& call : calls) {
+    auto f = std::make_unique<InFlight>();
+    f->ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    f->req.set_coupon_id(coupon_id);
+    f->req.set_user_id(call.user_id);
+    f->req.set_request_id(call.request_id);
+    stub.async()->IssueCoupon(&f->ctx, &f->req, &call.response,
+                              [&, c = &call](grpc::Status s) {
+                                std::lock_guard<std::mutex> lock(mu);
+                                c->status = std::move(s);
+                                ++done;
+                                cv.notify_all();
+                              });
+    flights.push_back(std::move(f));
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done == calls.size(); });
+}
+
+WatchOutcome WatchToEnd(v1::CouponService::Stub& stub,
+                        const std::vector<std::string>& request_ids,
+                        absl::Duration deadline) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  v1::WatchIssueResultsRequest req;
+  for (const auto& id : request_ids) req.add_request_ids(id);
+  auto reader = stub.WatchIssueResults(&ctx, req);
+  WatchOutcome out;
+  v1::IssueResult result;
+  while (reader->Read(&result)) out.results.push_back(result);
+  out.status = reader->Finish();
+  return out;
+}
+
+int64_t QueryInt(pg::Connection& db, const std::string& sql,
+                 const std::vector<pg::Param>& params) {
+  auto r = db.Exec(sql, params);
+  CHECK(r.ok()) << r.status();
+  CHECK_EQ(r->rows(), 1) << sql;
+  return r->GetInt64(0, 0);
+}
+
+}  // namespace coupon::testing

@@ -1,0 +1,93 @@
+#pragma once
+
+// Runs real gateways and issuer-workers in this process against the real
+// Kafka and PostgreSQL, and talks to the gateways over gRPC like any client.
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/pg/pg.h"
+#include "coupon/v1/coupon_service.grpc.pb.h"
+#include "gateway/gateway_server.h"
+#include "issuer-worker/worker.h"
+
+namespace coupon::testing {
+
+/// One issuer-worker on its own thread; stopped and joined by the destructor
+/// (which leaves the group, so its partitions move at once).
+class WorkerThread {
+ public:
+  explicit WorkerThread(const worker::WorkerConfig& config);
+  ~WorkerThread();
+  int owned_partitions() const { return worker_->owned_partitions(); }
+
+ private:
+  std::unique_ptr<worker::IssuerWorker> worker_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+/// Gateways and workers for one test; everything stops in the destructor.
+class IssuanceStack {
+ public:
+  IssuanceStack() = default;
+  ~IssuanceStack();
+
+  // Returns the gateway's index.
+  int AddGateway(absl::Duration result_replay_window = absl::Minutes(10));
+  void AddWorker();
+  // Stops (and removes) the oldest worker; it leaves the group.
+  void StopWorker();
+  // Waits until the live workers share all `partitions` and each owns some.
+  void WaitForAssignment(int partitions = 10);
+  void StopGateway(int index);
+
+  v1::CouponService::Stub& stub(int gateway = 0) { return *stubs_.at(gateway); }
+  pg::Connection& db() { return *db_; }
+
+  v1::Coupon CreateCoupon(int64_t quantity, const std::string& name = "sale");
+
+ private:
+  std::vector<std::unique_ptr<gateway::GatewayServer>> gateways_;
+  std::vector<std::unique_ptr<v1::CouponService::Stub>> stubs_;
+  std::vector<std::unique_ptr<WorkerThread>> workers_;
+  std::unique_ptr<pg::Connection> db_;
+  friend void InitDb(IssuanceStack*);
+};
+
+struct IssueCall {
+  std::string user_id;
+  std::string request_id;  // may be empty
+  grpc::Status status;
+  v1::IssueCouponResponse response;
+};
+
+// Sends all calls at once (callback API, all in flight together) and waits
+// for every answer.
+void IssueConcurrently(v1::CouponService::Stub& stub, int64_t coupon_id,
+                       std::vector<IssueCall>& calls,
+                       absl::Duration deadline = absl::Seconds(30));
+
+// Opens one WatchIssueResults stream for `request_ids` and reads it to the
+// end. Returns the results and the stream's final status.
+struct WatchOutcome {
+  std::vector<v1::IssueResult> results;
+  grpc::Status status;
+};
+WatchOutcome WatchToEnd(v1::CouponService::Stub& stub,
+                        const std::vector<std::string>& request_ids,
+                        absl::Duration deadline = absl::Seconds(60));
+
+// One value from a query returning a single bigint.
+int64_t QueryInt(pg::Connection& db, const std::string& sql,
+                 const std::vector<pg::Param>& params = {});
+
+}  // namespace coupon::testing
