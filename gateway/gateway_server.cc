@@ -15,6 +15,7 @@
 #include "gateway/result_hub.h"
 #include "gateway/result_listener.h"
 #include "glog/logging.h"
+#include "grpc/health/v1/health.pb.h"
 
 namespace coupon::gateway {
 
@@ -110,6 +111,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
       p.issue.get(), p.hub.get(), p.store.get(), config.issue_deadline);
 
   grpc::EnableDefaultHealthCheckService(true);
+  // Keeps the health schema linked in, for reflection (see health.proto).
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
