@@ -6,15 +6,30 @@
 
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 
 namespace coupon {
 
-std::vector<char*> ParseFlagsWithEnv(int argc, char** argv) {
+namespace {
+
+// Our binaries define their flags in main.cc only.
+bool IsOurs(absl::string_view filename) {
+  return absl::EndsWith(filename, "/main.cc");
+}
+
+}  // namespace
+
+std::vector<char*> ParseFlagsWithEnv(int argc, char** argv, const char* usage) {
+  absl::FlagsUsageConfig config;
+  config.contains_helpshort_flags = IsOurs;
+  config.contains_help_flags = IsOurs;
+  absl::SetFlagsUsageConfig(config);
+  absl::SetProgramUsageMessage(usage);
   for (const auto& [name, flag] : absl::GetAllFlags()) {
-    // Only our own flags: abseil's and librarys' flags keep their defaults.
-    if (absl::StrContains(flag->Filename(), "/absl/")) continue;
+    if (!IsOurs(flag->Filename())) continue;
     const std::string env = absl::AsciiStrToUpper(std::string(name));
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;

@@ -8,10 +8,11 @@
 
 namespace coupon {
 
-// Parses the command line after applying environment overrides to the flags
-// defined in files under this repository. Exits with a message naming the
-// variable when an environment value does not parse. Returns the positional
-// arguments, like absl::ParseCommandLine.
-std::vector<char*> ParseFlagsWithEnv(int argc, char** argv);
+// Sets `usage` as the program's --help text (which then lists the flags
+// defined in main.cc), applies environment overrides to those flags, and
+// parses the command line. Exits with a message naming the variable when an
+// environment value does not parse. Returns the positional arguments, like
+// absl::ParseCommandLine.
+std::vector<char*> ParseFlagsWithEnv(int argc, char** argv, const char* usage);
 
 }  // namespace coupon

@@ -95,6 +95,12 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   auto producer = kafka::Producer::Create(producer_config);
   if (!producer.ok()) return producer.status();
   p.producer = std::move(*producer);
+  // Not fatal: the gateway starts while Kafka is down and answers UNAVAILABLE
+  // until it is back.
+  if (absl::Status warm = p.producer->WarmUp(config.request_topic, absl::Seconds(5));
+      !warm.ok()) {
+    LOG(WARNING) << "gateway: " << warm;
+  }
 
   ResultListenerConfig listener_config;
   listener_config.brokers = config.kafka_brokers;
@@ -115,6 +121,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC shares a busy port by default (SO_REUSEPORT): a second gateway on
+  // the same port would silently take half the connections. Fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
                            &self->port_);
   builder.RegisterService(p.service.get());

@@ -44,6 +44,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
     if (req.request_ids_size() == 0) {
       if (!req.user_id().empty()) hub_->WatchUser(req.user_id(), this);
       if (req.coupon_id() != 0) hub_->WatchCoupon(req.coupon_id(), this);
+      AnnounceRegistered();
       return;
     }
     std::vector<std::string> ids(req.request_ids().begin(),
@@ -71,6 +72,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
       }
       for (const IssueResult& r : *stored) OnResult(r);
     }
+    AnnounceRegistered();
   }
 
   void OnResult(const IssueResult& result) override {
@@ -80,9 +82,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
       if (remaining_.erase(result.request_id) == 0) return;
     } else {
       if (!delivered_.insert(result.request_id).second) return;
-      if (delivered_.size() > kMaxRememberedIds) delivered_.clear();
+      delivered_order_.push_back(result.request_id);
+      if (delivered_order_.size() > kMaxRememberedIds) {
+        delivered_.erase(delivered_order_.front());
+        delivered_order_.pop_front();
+      }
     }
     pending_.push_back(ToProto(result));
+    wrote_ = true;
     if (!writing_) {
       writing_ = true;
       StartWrite(&pending_.front());
@@ -139,6 +146,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
     return absl::OkStatus();
   }
 
+  // Sends the response headers as soon as the watch is registered, so a client
+  // knows from then on that no result will pass it by. Skipped when a result
+  // (which carries the headers) or the final status went out first.
+  void AnnounceRegistered() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_ || wrote_) return;
+    wrote_ = true;
+    StartSendInitialMetadata();
+  }
+
   // Finishes once; a write in flight completes first (gRPC sends the status
   // after it).
   void FinishLocked(const grpc::Status& status) {
@@ -152,8 +169,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   bool by_request_ = false;
   bool writing_ = false;
   bool finished_ = false;
+  bool wrote_ = false;  // headers or a result went out
   absl::flat_hash_set<std::string> remaining_;
   absl::flat_hash_set<std::string> delivered_;
+  std::deque<std::string> delivered_order_;  // oldest first, for eviction
   std::deque<v1::IssueResult> pending_;  // front() is being written
 };
 

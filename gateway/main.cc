@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "common/flags_env.h"
 #include "common/kafka/config.h"
@@ -58,11 +57,11 @@ void OnSignal(int) { g_stop = 1; }
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  coupon::ParseFlagsWithEnv(
+      argc, argv,
       "coupon-gateway: accepts IssueCoupon and streams results. Every flag "
       "can also be set by the environment variable of its name in upper "
       "case.");
-  coupon::ParseFlagsWithEnv(argc, argv);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
 

@@ -7,7 +7,6 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/usage.h"
 #include "common/flags_env.h"
 #include "common/kafka/config.h"
 #include "glog/logging.h"
@@ -44,11 +43,11 @@ ABSL_FLAG(int, session_timeout_ms, kDefaults.session_timeout_ms,
           "Consumer group session timeout.");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  coupon::ParseFlagsWithEnv(
+      argc, argv,
       "coupon-issuer-worker: decides coupon issuance from the request topic. "
       "Every flag can also be set by the environment variable of its name in "
       "upper case.");
-  coupon::ParseFlagsWithEnv(argc, argv);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
 

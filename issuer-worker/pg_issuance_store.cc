@@ -8,12 +8,16 @@
 #include "common/status_macros.h"
 
 namespace coupon::worker {
+absl::Status PgIssuanceStore::Connect() {
+  if (conn_ && conn_->healthy()) return absl::OkStatus();
+  conn_.reset();
+  ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(dsn_, connect_timeout_));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<BatchDecision> PgIssuanceStore::DecideAndStore(
     const std::vector<IssueRequest>& requests, UnixMicros now) {
-  if (!conn_ || !conn_->healthy()) {
-    conn_.reset();
-    ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(dsn_, connect_timeout_));
-  }
+  RETURN_IF_ERROR(Connect());
   RETURN_IF_ERROR(conn_->Exec("BEGIN").status());
   absl::StatusOr<BatchDecision> decision = InTransaction(*conn_, requests, now);
   absl::Status status = decision.status();

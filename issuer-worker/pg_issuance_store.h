@@ -19,6 +19,9 @@ class PgIssuanceStore final : public IssuanceStore {
   absl::StatusOr<BatchDecision> DecideAndStore(
       const std::vector<IssueRequest>& requests, UnixMicros now) override;
 
+  // (Re)connects unless the connection is healthy.
+  absl::Status Connect();
+
  private:
   absl::StatusOr<BatchDecision> InTransaction(
       pg::Connection& conn, const std::vector<IssueRequest>& requests,

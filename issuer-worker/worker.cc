@@ -112,9 +112,19 @@ absl::StatusOr<std::unique_ptr<IssuerWorker>> IssuerWorker::Create(
   auto producer = kafka::Producer::Create(pc);
   if (!producer.ok()) return producer.status();
   impl->producer = std::move(*producer);
+  // Connect before the first batch needs it; not fatal, the loop retries.
+  for (const std::string& topic : {config.result_topic, config.dead_letter_topic}) {
+    if (absl::Status warm = impl->producer->WarmUp(topic, absl::Seconds(5));
+        !warm.ok()) {
+      LOG(WARNING) << "worker: " << warm;
+    }
+  }
 
   impl->store = std::make_unique<PgIssuanceStore>(config.pg_dsn,
                                                   config.pg_connect_timeout);
+  if (absl::Status db = impl->store->Connect(); !db.ok()) {
+    LOG(WARNING) << "worker: " << db << "; retrying with the first batch";
+  }
   impl->processor = std::make_unique<BatchProcessor>(
       impl->store.get(), impl->producer.get(),
       TopicNames{config.result_topic, config.dead_letter_topic});

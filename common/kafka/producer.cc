@@ -145,6 +145,28 @@ void Producer::Publish(const std::string& topic, std::string key,
   }
 }
 
+absl::Status Producer::WarmUp(const std::string& topic_name,
+                              absl::Duration timeout) {
+  std::string error;
+  std::unique_ptr<RdKafka::Topic> topic(
+      RdKafka::Topic::create(producer_.get(), topic_name, nullptr, error));
+  if (!topic) return absl::InternalError(absl::StrCat("kafka: ", error));
+  RdKafka::Metadata* raw = nullptr;
+  RdKafka::ErrorCode err = producer_->metadata(
+      false, topic.get(), &raw, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat(
+        "kafka: no metadata for ", topic_name, ": ", RdKafka::err2str(err)));
+  }
+  const auto* topics = metadata->topics();
+  if (topics->empty() || (*topics)[0]->err() != RdKafka::ERR_NO_ERROR) {
+    return absl::NotFoundError(absl::StrCat(
+        "kafka: topic ", topic_name, " does not exist (create it: scripts/stack topics)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Producer::Flush(absl::Duration timeout) {
   RdKafka::ErrorCode err =
       producer_->flush(static_cast<int>(absl::ToInt64Milliseconds(timeout)));

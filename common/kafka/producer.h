@@ -42,6 +42,11 @@ class Producer final : public EventPublisher {
                absl::Time deadline, DeliveryCallback done) override;
   bool Available() const override { return brokers_up_.load(); }
 
+  // Connects and fetches `topic`'s metadata, so the first events do not pay
+  // for it. NOT_FOUND when the topic does not exist, UNAVAILABLE when no
+  // broker answers within `timeout`.
+  absl::Status WarmUp(const std::string& topic, absl::Duration timeout);
+
   // Waits until every queued event has its delivery callback, or `timeout`.
   absl::Status Flush(absl::Duration timeout);
 

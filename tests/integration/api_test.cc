@@ -237,5 +237,13 @@ TEST_F(ApiTest, CouponOutsideItsWindowIsNotIssued) {
   EXPECT_FALSE(out.request_id().empty());
 }
 
+TEST_F(ApiTest, SecondGatewayOnABusyPortFailsToStart) {
+  gateway::GatewayConfig config;
+  config.listen = absl::StrCat("127.0.0.1:", stack_->port());
+  auto second = gateway::GatewayServer::Start(config);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(second.status().message(), HasSubstr("cannot listen"));
+}
+
 }  // namespace
 }  // namespace coupon::testing

@@ -57,7 +57,12 @@ void IssuanceStack::AddWorker() {
   worker::WorkerConfig config;
   config.kafka_brokers = KafkaBrokers();
   config.pg_dsn = PgDsn();
-  // Short sessions so a test's departed members do not hold partitions.
+  // A group of their own, so a locally running system (scripts/up) does not
+  // share the partitions. Like any new group it starts at the log's start
+  // (replaying earlier runs' events is idempotent: their results are
+  // republished). Short sessions so a crashed test's members do not hold
+  // partitions for long.
+  config.group_id = "coupon-issuer-test";
   config.session_timeout_ms = 6000;
   workers_.push_back(std::make_unique<WorkerThread>(config));
 }

@@ -51,6 +51,7 @@ class IssuanceStack {
   void StopGateway(int index);
 
   v1::CouponService::Stub& stub(int gateway = 0) { return *stubs_.at(gateway); }
+  int port(int gateway = 0) const { return gateways_.at(gateway)->port(); }
   pg::Connection& db() { return *db_; }
 
   v1::Coupon CreateCoupon(int64_t quantity, const std::string& name = "sale");

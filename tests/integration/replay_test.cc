@@ -112,9 +112,8 @@ TEST_F(ReplayTest, RedeliveredEventRepublishesTheStoredResult) {
   v1::WatchIssueResultsRequest by_coupon;
   by_coupon.set_coupon_id(coupon);
   auto reader = stack_->stub().WatchIssueResults(&ctx, by_coupon);
-  // The stream is registered once its first message could be read; give the
-  // server a moment by issuing through it only after the call started.
-  absl::SleepFor(absl::Milliseconds(200));
+  // The gateway sends the headers once the watch is registered.
+  reader->WaitForInitialMetadata();
 
   IssueRequest replay{id, coupon, "first", absl::ToUnixMicros(absl::Now()), "test"};
   ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(replay));
