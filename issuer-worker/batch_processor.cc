@@ -91,11 +91,14 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   }
 
   BatchDecision decision;
+  const absl::Time store_start = absl::Now();
   if (!requests.empty()) {
     absl::StatusOr<BatchDecision> stored = store_->DecideAndStore(requests, now);
     if (!stored.ok()) return stored.status();
     decision = std::move(*stored);
   }
+  const absl::Time publish_start = absl::Now();
+  stats->store_time = publish_start - store_start;
   for (const Refusal& r : decision.refusals) {
     dead.emplace_back(origin[r.event_index], r.reason);
   }
@@ -122,7 +125,9 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   stats->decided = decision.fresh.size();
   stats->republished = decision.results.size() - decision.fresh.size();
   stats->dead_letters = dead.size();
-  return acks->Wait(deadline + absl::Seconds(1));
+  absl::Status acked = acks->Wait(deadline + absl::Seconds(1));
+  stats->publish_time = absl::Now() - publish_start;
+  return acked;
 }
 
 }  // namespace coupon::worker

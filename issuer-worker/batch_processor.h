@@ -31,6 +31,8 @@ struct BatchStats {
   size_t republished = 0;  // results of replayed requests sent again
   size_t issued = 0;
   size_t dead_letters = 0;
+  absl::Duration store_time;    // the transaction
+  absl::Duration publish_time;  // results out until acknowledged
 };
 
 struct TopicNames {

@@ -70,10 +70,14 @@ absl::StatusOr<BatchDecision> PgIssuanceStore::InTransaction(
   }
   ASSIGN_OR_RETURN(
       pg::Result holders,
-      conn.Exec("SELECT uc.coupon_id, uc.user_id, uc.request_id"
-                " FROM user_coupons uc"
-                " JOIN unnest($1::bigint[], $2::text[]) AS k(c, u)"
-                " ON uc.coupon_id = k.c AND uc.user_id = k.u",
+      // One index probe per (coupon, user) of the batch. LIMIT keeps the
+      // planner from flattening this into a hash join, which scans the whole
+      // table: 20 ms per batch at 60k rows, growing with every sale.
+      conn.Exec("SELECT h.coupon_id, h.user_id, h.request_id"
+                " FROM unnest($1::bigint[], $2::text[]) AS k(c, u)"
+                " CROSS JOIN LATERAL (SELECT coupon_id, user_id, request_id"
+                "   FROM user_coupons uc"
+                "   WHERE uc.coupon_id = k.c AND uc.user_id = k.u LIMIT 1) h",
                 {pg::Int64Array(pair_coupons), pg::TextArray(user_ids)}));
   for (int i = 0; i < holders.rows(); ++i) {
     snap.holders[{holders.GetInt64(i, 0), std::string(holders.Get(i, 1))}] =

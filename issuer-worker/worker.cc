@@ -217,7 +217,9 @@ absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
             RdKafka::TopicPartition::create(im.config.request_topic, partition,
                                             events.back().offset + 1));
         std::vector<RdKafka::TopicPartition*> offsets{next.get()};
+        const absl::Time commit_start = absl::Now();
         RdKafka::ErrorCode err = consumer.commitSync(offsets);
+        const absl::Duration commit_time = absl::Now() - commit_start;
         if (err != RdKafka::ERR_NO_ERROR) {
           // Decided and published already; a new owner replays the events
           // and republishes the stored results.
@@ -232,7 +234,9 @@ absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
         VLOG(1) << "worker: partition " << partition << " offsets "
                 << events.front().offset << ".." << events.back().offset
                 << ": " << stats.decided << " decided, " << stats.republished
-                << " republished, " << stats.dead_letters << " dead";
+                << " republished, " << stats.dead_letters << " dead; store "
+                << stats.store_time << ", publish " << stats.publish_time
+                << ", commit " << commit_time;
         backoff = absl::Milliseconds(100);
         continue;
       }
