@@ -133,7 +133,17 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
         absl::StrCat("cannot listen on ", config.listen,
                      " (address in use, or not an address:port?)"));
   }
-  self->server_->GetHealthCheckService()->SetServingStatus(true);
+  self->server_->GetHealthCheckService()->SetServingStatus(false);
+  self->readiness_ = std::thread([gw = self.get()] {
+    while (!gw->stopping_.load()) {
+      if (gw->parts_->listener->ready()) {
+        gw->server_->GetHealthCheckService()->SetServingStatus(true);
+        LOG(INFO) << "gateway: serving (result listener ready)";
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  });
   LOG(INFO) << "gateway " << gateway_id << " listening on port " << self->port_
             << ", kafka " << config.kafka_brokers << ", topics "
             << config.request_topic << " -> " << config.result_topic;
@@ -142,7 +152,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
 
 void GatewayServer::Wait() { server_->Wait(); }
 
+bool GatewayServer::ready() const { return parts_->listener->ready(); }
+
 void GatewayServer::Shutdown(absl::Duration grace) {
+  stopping_.store(true);
+  if (readiness_.joinable()) readiness_.join();
   if (!server_) return;
   server_->GetHealthCheckService()->SetServingStatus(false);
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

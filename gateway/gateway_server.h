@@ -3,6 +3,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <atomic>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -48,6 +50,9 @@ class GatewayServer {
 
   // The port actually bound (useful with ":0").
   int port() const { return port_; }
+  // True once the result listener reads every partition; until then the
+  // health service says NOT_SERVING, so no watch can miss a result.
+  bool ready() const;
   void Wait();
   // Turns health NOT_SERVING, stops taking calls, ends open streams.
   void Shutdown(absl::Duration grace);
@@ -58,6 +63,9 @@ class GatewayServer {
   std::unique_ptr<Parts> parts_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  // Flips health to SERVING once the listener is ready; joined by Shutdown.
+  std::thread readiness_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace coupon::gateway

@@ -78,9 +78,21 @@ absl::Status ResultListener::Assign() {
     return absl::UnavailableError(absl::StrCat(
         "kafka: offsets for ", config_.topic, ": ", RdKafka::err2str(err)));
   }
+  behind_.clear();
   for (auto* p : partitions) {
+    int64_t low = 0, high = 0;
+    err = consumer_->query_watermark_offsets(config_.topic, p->partition(),
+                                             &low, &high, 10000);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      RdKafka::TopicPartition::destroy(partitions);
+      return absl::UnavailableError(absl::StrCat(
+          "kafka: end offsets of ", config_.topic, ": ", RdKafka::err2str(err)));
+    }
     // No message since then: start at the end.
-    if (p->offset() < 0) p->set_offset(RdKafka::Topic::OFFSET_END);
+    if (p->offset() < 0) p->set_offset(high);
+    if (p->offset() < high) behind_[p->partition()] = high;
+    VLOG(1) << "result listener: partition " << p->partition() << " from "
+            << p->offset() << " to " << high;
   }
   err = consumer_->assign(partitions);
   const size_t count = partitions.size();
@@ -94,11 +106,23 @@ absl::Status ResultListener::Assign() {
   return absl::OkStatus();
 }
 
+void ResultListener::Track(int32_t partition, int64_t offset) {
+  auto it = behind_.find(partition);
+  if (it == behind_.end() || offset + 1 < it->second) return;
+  behind_.erase(it);
+  if (behind_.empty()) {
+    ready_.store(true);
+    LOG(INFO) << "result listener: caught up with " << config_.topic;
+  }
+}
+
 void ResultListener::Run() {
-  while (!stop_.load() && !ready_.load()) {
+  bool assigned_all = false;
+  while (!stop_.load() && !assigned_all) {
     absl::Status assigned = Assign();
     if (assigned.ok()) {
-      ready_.store(true);
+      assigned_all = true;
+      if (behind_.empty()) ready_.store(true);
       break;
     }
     LOG(WARNING) << "result listener: " << assigned << "; retrying";
@@ -111,6 +135,7 @@ void ResultListener::Run() {
       LOG_EVERY_N(WARNING, 100) << "result listener: " << msg->errstr();
       continue;
     }
+    if (!ready_.load()) Track(msg->partition(), msg->offset());
     absl::StatusOr<IssueResult> result = DecodeIssueResult(absl::string_view(
         static_cast<const char*>(msg->payload()), msg->len()));
     if (!result.ok()) {

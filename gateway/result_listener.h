@@ -38,18 +38,24 @@ class ResultListener {
   // are assigned by the thread, which retries until the topic is reachable.
   absl::Status Start();
 
-  // True once the thread has assigned every partition.
+  // True once the listener has read every partition up to where it ended
+  // when the listener started: the hub then knows the replay window's
+  // results (what is sold out, who holds a copy) and misses no new one.
   bool ready() const { return ready_.load(); }
 
  private:
   void Run();
+  // Assigns every partition from the replay window on; fills `behind_` with
+  // the end offset to reach in each partition that has results to replay.
   absl::Status Assign();
+  void Track(int32_t partition, int64_t offset);
 
   const ResultListenerConfig config_;
   ResultHub* hub_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
+  std::map<int32_t, int64_t> behind_;  // partition -> end offset; thread only
   std::thread thread_;
 };
 

@@ -5,14 +5,38 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "glog/logging.h"
 
 namespace coupon::kafka {
+namespace {
+
+/// Stateless; librdkafka calls it from its own threads and from poll().
+class GlogEvents final : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& event) override {
+    if (event.type() == RdKafka::Event::EVENT_ERROR) {
+      LOG(WARNING) << "kafka: " << RdKafka::err2str(event.err()) << ": "
+                   << event.str();
+    } else if (event.type() == RdKafka::Event::EVENT_LOG &&
+               event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+      LOG(WARNING) << "kafka: " << event.fac() << ": " << event.str();
+    }
+  }
+};
+
+GlogEvents* Events() {
+  static auto* events = new GlogEvents();  // never destroyed: outlives clients
+  return events;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(
     const std::map<std::string, std::string>& properties) {
   std::unique_ptr<RdKafka::Conf> conf(
       RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string error;
+  conf->set("event_cb", static_cast<RdKafka::EventCb*>(Events()), error);
   for (const auto& [key, value] : properties) {
     if (conf->set(key, value, error) != RdKafka::Conf::CONF_OK) {
       return absl::InvalidArgumentError(

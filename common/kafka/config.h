@@ -13,7 +13,8 @@ class Conf;
 namespace coupon::kafka {
 
 // Builds a librdkafka global configuration; INVALID_ARGUMENT names the
-// property librdkafka rejected.
+// property librdkafka rejected. librdkafka's own log lines and errors go to
+// glog (a process-wide callback) unless the caller sets its own event_cb.
 absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(
     const std::map<std::string, std::string>& properties);
 

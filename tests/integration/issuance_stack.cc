@@ -3,12 +3,52 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <librdkafka/rdkafkacpp.h>
+
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "gtest/gtest.h"
 #include "tests/testing/stack_env.h"
 
 namespace coupon::testing {
+namespace {
+
+constexpr const char* kTestGroup = "coupon-issuer-test";
+
+// Commits the end of every partition for the test group, once per process, so
+// its workers start after the events of earlier runs and benchmarks (which
+// the real group `coupon-issuer` decides) instead of replaying them all.
+void SkipTestGroupToEnd(const std::string& topic) {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  std::string error;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  conf->set("bootstrap.servers", KafkaBrokers(), error);
+  conf->set("group.id", kTestGroup, error);
+  conf->set("enable.auto.commit", "false", error);
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf.get(), error));
+  CHECK(consumer) << error;
+  std::vector<RdKafka::TopicPartition*> ends;
+  for (int32_t p = 0;; ++p) {
+    int64_t low = 0, high = 0;
+    if (consumer->query_watermark_offsets(topic, p, &low, &high, 10000) !=
+        RdKafka::ERR_NO_ERROR) {
+      break;  // past the last partition
+    }
+    ends.push_back(RdKafka::TopicPartition::create(topic, p, high));
+  }
+  CHECK(!ends.empty()) << "no partitions of " << topic << "; " << kStackHint;
+  RdKafka::ErrorCode err = consumer->commitSync(ends);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    LOG(WARNING) << "test group offsets not moved: " << RdKafka::err2str(err);
+  }
+  RdKafka::TopicPartition::destroy(ends);
+  consumer->close();
+}
+
+}  // namespace
 
 WorkerThread::WorkerThread(const worker::WorkerConfig& config) {
   auto w = worker::IssuerWorker::Create(config);
@@ -39,6 +79,11 @@ int IssuanceStack::AddGateway(absl::Duration result_replay_window) {
   config.result_replay_window = result_replay_window;
   auto server = gateway::GatewayServer::Start(config);
   CHECK(server.ok()) << server.status() << "; " << kStackHint;
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (!(*server)->ready()) {
+    CHECK(absl::Now() < until) << "gateway not ready after 30s; " << kStackHint;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
                                      grpc::InsecureChannelCredentials());
   stubs_.push_back(v1::CouponService::NewStub(channel));
@@ -58,11 +103,10 @@ void IssuanceStack::AddWorker() {
   config.kafka_brokers = KafkaBrokers();
   config.pg_dsn = PgDsn();
   // A group of their own, so a locally running system (scripts/up) does not
-  // share the partitions. Like any new group it starts at the log's start
-  // (replaying earlier runs' events is idempotent: their results are
-  // republished). Short sessions so a crashed test's members do not hold
-  // partitions for long.
-  config.group_id = "coupon-issuer-test";
+  // share the partitions; it starts at the end of the log (see above). Short
+  // sessions so a crashed test's members do not hold partitions for long.
+  config.group_id = kTestGroup;
+  SkipTestGroupToEnd(config.request_topic);
   config.session_timeout_ms = 6000;
   workers_.push_back(std::make_unique<WorkerThread>(config));
 }

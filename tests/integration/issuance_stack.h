@@ -42,7 +42,10 @@ class IssuanceStack {
   ~IssuanceStack();
 
   // Returns the gateway's index.
-  int AddGateway(absl::Duration result_replay_window = absl::Minutes(10));
+  // Returns once the gateway serves (its result listener is assigned). The
+  // replay window is short: tests make fresh coupons, and a long one would
+  // replay every benchmark result on the machine.
+  int AddGateway(absl::Duration result_replay_window = absl::Minutes(1));
   void AddWorker();
   // Stops (and removes) the oldest worker; it leaves the group.
   void StopWorker();
