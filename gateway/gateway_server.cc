@@ -11,6 +11,9 @@
 #include "gateway/coupon_cache.h"
 #include "gateway/grpc_service.h"
 #include "gateway/issue_service.h"
+#include "gateway/kafka_issuer.h"
+#include "gateway/redis_issuer.h"
+#include "common/redis/redis.h"
 #include "gateway/pg_gateway_store.h"
 #include "gateway/result_hub.h"
 #include "gateway/result_listener.h"
@@ -23,6 +26,9 @@ absl::Status GatewayConfig::Validate() const {
   auto bad = [](absl::string_view flag, absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", why));
   };
+  if (issuer != "kafka" && issuer != "redis") {
+    return bad("issuer", absl::StrCat("must be kafka or redis, got \"", issuer, "\""));
+  }
   if (listen.empty()) return bad("listen", "is empty");
   if (kafka_brokers.empty()) return bad("kafka_brokers", "is empty");
   if (pg_dsn.empty()) return bad("pg_dsn", "is empty");
@@ -47,6 +53,16 @@ absl::Status GatewayConfig::Validate() const {
   if (result_replay_window < absl::ZeroDuration()) {
     return bad("result_replay_window", "must not be negative");
   }
+  if (issuer == "redis") {
+    redis::RedisConfig rc;
+    rc.addr = redis_addr;
+    rc.pool_size = redis_pool_size;
+    rc.command_timeout = redis_timeout;
+    if (absl::Status s = rc.Validate(); !s.ok()) return s;
+    if (redis_record_ttl < absl::Minutes(1)) {
+      return bad("redis_record_ttl", "must be at least 1m");
+    }
+  }
   if (max_cached_results < 1 || max_issued_pairs < 1) {
     return bad("max_cached_results/max_issued_pairs", "must be positive");
   }
@@ -56,10 +72,14 @@ absl::Status GatewayConfig::Validate() const {
 struct GatewayServer::Parts {
   std::unique_ptr<pg::Pool> pool;
   std::unique_ptr<PgGatewayStore> store;
+  std::unique_ptr<redis::Client> redis;
+  std::unique_ptr<RedisIssuer> redis_issuer;  // when issuer = redis
+  std::unique_ptr<RedisAwareStore> redis_store;
   std::unique_ptr<CouponCache> coupons;
   std::unique_ptr<ResultHub> hub;
   std::unique_ptr<kafka::Producer> producer;
   std::unique_ptr<ResultListener> listener;
+  std::unique_ptr<Issuer> issuer;
   std::unique_ptr<IssueService> issue;
   std::unique_ptr<CouponGrpcService> service;
 };
@@ -85,36 +105,55 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   p.hub = std::make_unique<ResultHub>(
       HubLimits{config.max_cached_results, config.max_issued_pairs});
 
-  kafka::ProducerConfig producer_config;
-  producer_config.brokers = config.kafka_brokers;
-  producer_config.client_id = absl::StrCat("coupon-gateway-", gateway_id);
-  producer_config.message_timeout_ms = config.kafka_message_timeout_ms;
-  producer_config.linger_ms = config.kafka_linger_ms;
-  producer_config.max_queued_messages = config.kafka_max_queued_messages;
-  producer_config.extra = config.kafka_extra;
-  auto producer = kafka::Producer::Create(producer_config);
-  if (!producer.ok()) return producer.status();
-  p.producer = std::move(*producer);
-  // Not fatal: the gateway starts while Kafka is down and answers UNAVAILABLE
-  // until it is back.
-  if (absl::Status warm = p.producer->WarmUp(config.request_topic, absl::Seconds(5));
-      !warm.ok()) {
-    LOG(WARNING) << "gateway: " << warm;
+  GatewayStore* store = p.store.get();
+  if (config.issuer == "kafka") {
+    kafka::ProducerConfig producer_config;
+    producer_config.brokers = config.kafka_brokers;
+    producer_config.client_id = absl::StrCat("coupon-gateway-", gateway_id);
+    producer_config.message_timeout_ms = config.kafka_message_timeout_ms;
+    producer_config.linger_ms = config.kafka_linger_ms;
+    producer_config.max_queued_messages = config.kafka_max_queued_messages;
+    producer_config.extra = config.kafka_extra;
+    auto producer = kafka::Producer::Create(producer_config);
+    if (!producer.ok()) return producer.status();
+    p.producer = std::move(*producer);
+    // Not fatal: the gateway starts while Kafka is down and answers
+    // UNAVAILABLE until it is back.
+    if (absl::Status warm =
+            p.producer->WarmUp(config.request_topic, absl::Seconds(5));
+        !warm.ok()) {
+      LOG(WARNING) << "gateway: " << warm;
+    }
+
+    ResultListenerConfig listener_config;
+    listener_config.brokers = config.kafka_brokers;
+    listener_config.topic = config.result_topic;
+    listener_config.replay_window = config.result_replay_window;
+    listener_config.extra = config.kafka_extra;
+    p.listener = std::make_unique<ResultListener>(listener_config, p.hub.get());
+    if (absl::Status s = p.listener->Start(); !s.ok()) return s;
+
+    p.issuer = std::make_unique<KafkaIssuer>(p.hub.get(), p.producer.get(),
+                                             config.request_topic, gateway_id);
+  } else {
+    redis::RedisConfig redis_config;
+    redis_config.addr = config.redis_addr;
+    redis_config.password = config.redis_password;
+    redis_config.pool_size = config.redis_pool_size;
+    redis_config.command_timeout = config.redis_timeout;
+    auto redis = redis::Client::Create(redis_config);
+    if (!redis.ok()) return redis.status();
+    p.redis = std::move(*redis);
+    p.redis_issuer = std::make_unique<RedisIssuer>(
+        p.redis.get(), p.pool.get(), p.hub.get(), config.redis_record_ttl);
+    p.redis_store = std::make_unique<RedisAwareStore>(p.store.get(),
+                                                      p.redis_issuer.get());
+    store = p.redis_store.get();
   }
-
-  ResultListenerConfig listener_config;
-  listener_config.brokers = config.kafka_brokers;
-  listener_config.topic = config.result_topic;
-  listener_config.replay_window = config.result_replay_window;
-  listener_config.extra = config.kafka_extra;
-  p.listener = std::make_unique<ResultListener>(listener_config, p.hub.get());
-  if (absl::Status s = p.listener->Start(); !s.ok()) return s;
-
-  p.issue = std::make_unique<IssueService>(p.coupons.get(), p.hub.get(),
-                                           p.producer.get(),
-                                           config.request_topic, gateway_id);
+  Issuer* issuer = p.issuer ? p.issuer.get() : p.redis_issuer.get();
+  p.issue = std::make_unique<IssueService>(p.coupons.get(), issuer);
   p.service = std::make_unique<CouponGrpcService>(
-      p.issue.get(), p.hub.get(), p.store.get(), config.issue_deadline);
+      p.issue.get(), p.hub.get(), store, config.issue_deadline);
 
   grpc::EnableDefaultHealthCheckService(true);
   // Keeps the health schema linked in, for reflection (see health.proto).
@@ -136,7 +175,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   self->server_->GetHealthCheckService()->SetServingStatus(false);
   self->readiness_ = std::thread([gw = self.get()] {
     while (!gw->stopping_.load()) {
-      if (gw->parts_->listener->ready()) {
+      if (gw->ready()) {
         gw->server_->GetHealthCheckService()->SetServingStatus(true);
         LOG(INFO) << "gateway: serving (result listener ready)";
         return;
@@ -144,15 +183,23 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
       absl::SleepFor(absl::Milliseconds(50));
     }
   });
-  LOG(INFO) << "gateway " << gateway_id << " listening on port " << self->port_
-            << ", kafka " << config.kafka_brokers << ", topics "
-            << config.request_topic << " -> " << config.result_topic;
+  if (config.issuer == "kafka") {
+    LOG(INFO) << "gateway " << gateway_id << " (kafka issuer) listening on port "
+              << self->port_ << ", kafka " << config.kafka_brokers << ", topics "
+              << config.request_topic << " -> " << config.result_topic;
+  } else {
+    LOG(INFO) << "gateway " << gateway_id << " (redis issuer) listening on port "
+              << self->port_ << ", redis " << config.redis_addr;
+  }
   return self;
 }
 
 void GatewayServer::Wait() { server_->Wait(); }
 
-bool GatewayServer::ready() const { return parts_->listener->ready(); }
+bool GatewayServer::ready() const {
+  // Redis mode has no result topic to catch up with.
+  return !parts_->listener || parts_->listener->ready();
+}
 
 void GatewayServer::Shutdown(absl::Duration grace) {
   stopping_.store(true);

@@ -18,6 +18,9 @@ namespace coupon::gateway {
 // Everything the gateway needs, validated by Validate() before use. main.cc
 // fills it from flags; tests fill it directly.
 struct GatewayConfig {
+  // "kafka": queue requests for the issuer-worker (the improved system);
+  // "redis": decide in Redis on the spot (the design's existing system).
+  std::string issuer = "kafka";
   std::string listen = "127.0.0.1:50051";
   std::string kafka_brokers = "127.0.0.1:9092";
   std::string pg_dsn = "postgresql://coupon:coupon@127.0.0.1:5432/coupon";
@@ -35,6 +38,13 @@ struct GatewayConfig {
   absl::Duration not_found_ttl = absl::Seconds(1);
   size_t max_cached_results = 1'000'000;
   size_t max_issued_pairs = 2'000'000;
+  // Redis issuer only.
+  std::string redis_addr = "127.0.0.1:6379";
+  std::string redis_password;
+  int redis_pool_size = 16;
+  absl::Duration redis_timeout = absl::Milliseconds(500);
+  // How long Redis keeps each request's result (idempotency, lookups).
+  absl::Duration redis_record_ttl = absl::Hours(24);
 
   absl::Status Validate() const;
 };

@@ -16,7 +16,21 @@ namespace {
 const coupon::gateway::GatewayConfig kDefaults;
 }
 
+ABSL_FLAG(std::string, issuer, kDefaults.issuer,
+          "Where issuance is decided: kafka (queued for coupon-issuer-worker) "
+          "or redis (decided in Redis at once; run coupon-outbox-scheduler).");
 ABSL_FLAG(std::string, listen, kDefaults.listen, "gRPC address to listen on.");
+ABSL_FLAG(std::string, redis_addr, kDefaults.redis_addr,
+          "Redis host:port (--issuer=redis).");
+ABSL_FLAG(std::string, redis_password, "",
+          "Redis AUTH password (--issuer=redis); prefer the REDIS_PASSWORD "
+          "environment variable. Never logged.");
+ABSL_FLAG(int, redis_pool_size, kDefaults.redis_pool_size,
+          "Redis connections at most (--issuer=redis).");
+ABSL_FLAG(absl::Duration, redis_timeout, kDefaults.redis_timeout,
+          "Redis connect and command timeout (--issuer=redis).");
+ABSL_FLAG(absl::Duration, redis_record_ttl, kDefaults.redis_record_ttl,
+          "How long Redis keeps each request's result (--issuer=redis).");
 ABSL_FLAG(std::string, kafka_brokers, kDefaults.kafka_brokers,
           "Kafka bootstrap servers, host:port[,host:port].");
 ABSL_FLAG(std::string, kafka_properties, "",
@@ -66,7 +80,13 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
 
   coupon::gateway::GatewayConfig config;
+  config.issuer = absl::GetFlag(FLAGS_issuer);
   config.listen = absl::GetFlag(FLAGS_listen);
+  config.redis_addr = absl::GetFlag(FLAGS_redis_addr);
+  config.redis_password = absl::GetFlag(FLAGS_redis_password);
+  config.redis_pool_size = absl::GetFlag(FLAGS_redis_pool_size);
+  config.redis_timeout = absl::GetFlag(FLAGS_redis_timeout);
+  config.redis_record_ttl = absl::GetFlag(FLAGS_redis_record_ttl);
   config.kafka_brokers = absl::GetFlag(FLAGS_kafka_brokers);
   config.pg_dsn = absl::GetFlag(FLAGS_pg_dsn);
   config.request_topic = absl::GetFlag(FLAGS_request_topic);

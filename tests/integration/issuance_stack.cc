@@ -71,8 +71,11 @@ IssuanceStack::~IssuanceStack() {
   gateways_.clear();
 }
 
-int IssuanceStack::AddGateway(absl::Duration result_replay_window) {
+int IssuanceStack::AddGateway(absl::Duration result_replay_window,
+                              const std::string& issuer) {
   gateway::GatewayConfig config;
+  config.issuer = issuer;
+  config.redis_addr = RedisAddr();
   config.listen = "127.0.0.1:0";
   config.kafka_brokers = KafkaBrokers();
   config.pg_dsn = PgDsn();

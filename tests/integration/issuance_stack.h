@@ -45,7 +45,8 @@ class IssuanceStack {
   // Returns once the gateway serves (its result listener is assigned). The
   // replay window is short: tests make fresh coupons, and a long one would
   // replay every benchmark result on the machine.
-  int AddGateway(absl::Duration result_replay_window = absl::Minutes(1));
+  int AddGateway(absl::Duration result_replay_window = absl::Minutes(1),
+                 const std::string& issuer = "kafka");
   void AddWorker();
   // Stops (and removes) the oldest worker; it leaves the group.
   void StopWorker();

@@ -21,6 +21,8 @@ inline std::string PgDsn() {
   return EnvOr("PG_DSN", "postgresql://coupon:coupon@127.0.0.1:5432/coupon");
 }
 
+inline std::string RedisAddr() { return EnvOr("REDIS_ADDR", "127.0.0.1:6379"); }
+
 inline constexpr const char* kStackHint =
     "start the servers first: scripts/stack start (scripts/test does it)";
 

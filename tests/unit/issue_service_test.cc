@@ -1,5 +1,7 @@
 #include "gateway/issue_service.h"
 
+#include "gateway/kafka_issuer.h"
+
 #include "common/events/event_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -27,8 +29,9 @@ class IssueServiceTest : public ::testing::Test {
               return coupon_;
             },
             absl::Seconds(1), 100, [] { return kNow; }),
-        service_(&coupons_, &hub_, &publisher_, "coupon-issue-request", "gw-1",
-                 [] { return kNow; }) {
+        issuer_(&hub_, &publisher_, "coupon-issue-request", "gw-1",
+                [] { return kNow; }),
+        service_(&coupons_, &issuer_) {
     coupon_.coupon_id = 7;
     coupon_.total_quantity = 10;
     coupon_.remaining_quantity = 10;
@@ -51,6 +54,7 @@ class IssueServiceTest : public ::testing::Test {
   CouponCache coupons_;
   ResultHub hub_;
   FakePublisher publisher_;
+  KafkaIssuer issuer_;
   IssueService service_;
 };
 
@@ -142,7 +146,7 @@ TEST_F(IssueServiceTest, DatabaseDownIsUnavailableAndNotCached) {
         return absl::UnavailableError("postgres: down");
       },
       absl::Seconds(1), 100, [] { return kNow; });
-  IssueService service(&failing, &hub_, &publisher_, "t", "gw", [] { return kNow; });
+  IssueService service(&failing, &issuer_);
   for (int i = 0; i < 2; ++i) {
     absl::Status status;
     service.Issue({7, "u", ""}, kNow,

@@ -1,0 +1,271 @@
+#include "common/redis/connection.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <sys/socket.h>
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "glog/logging.h"
+
+namespace coupon::redis {
+namespace {
+
+// What we were doing when something failed; it decides the code and wording.
+enum class Stage { kConnect, kAuth, kCommand, kAcquire };
+
+// Failures of this library -> canonical codes, with a message that names the
+// address so a person can act on it. The one place this mapping lives.
+//   ctx:     the hiredis context after a failed call (nullptr: out of memory
+//            while connecting); unused for kAuth and kAcquire
+//   errnum:  errno saved right after the failed call
+//   timeout: the timeout that applied (connect, command or pool wait)
+//   detail:  kAuth: Redis' error reply; kAcquire: the pool size
+absl::Status ToStatus(Stage stage, const std::string& addr,
+                      const redisContext* ctx, int errnum,
+                      absl::Duration timeout, absl::string_view detail) {
+  const std::string within = absl::FormatDuration(timeout);
+  switch (stage) {
+    case Stage::kAcquire:
+      return absl::UnavailableError(absl::StrCat(
+          "redis: all ", detail, " pooled connections to ", addr,
+          " stayed busy for ", within, " (see --redis_pool_size)"));
+    case Stage::kAuth:
+      return absl::UnauthenticatedError(absl::StrCat(
+          "redis: ", addr, " rejected AUTH: ", detail,
+          " (check --redis_password)"));
+    case Stage::kConnect:
+      if (ctx == nullptr) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "redis: out of memory connecting to ", addr));
+      }
+      if (errnum == ETIMEDOUT) {
+        return absl::UnavailableError(absl::StrCat(
+            "redis: cannot connect to ", addr, " within ", within, ": ",
+            ctx->errstr));
+      }
+      return absl::UnavailableError(
+          absl::StrCat("redis: cannot connect to ", addr, ": ", ctx->errstr));
+    case Stage::kCommand:
+      break;
+  }
+  // A blocking socket whose SO_RCVTIMEO/SO_SNDTIMEO expired fails with
+  // EAGAIN; hiredis >= 1.1 says so itself with REDIS_ERR_TIMEOUT.
+  bool timed_out =
+      ctx->err == REDIS_ERR_IO && (errnum == EAGAIN || errnum == EWOULDBLOCK);
+#ifdef REDIS_ERR_TIMEOUT
+  timed_out = timed_out || ctx->err == REDIS_ERR_TIMEOUT;
+#endif
+  if (timed_out) {
+    return absl::UnavailableError(
+        absl::StrCat("redis: no reply from ", addr, " within ", within));
+  }
+  switch (ctx->err) {
+    case REDIS_ERR_EOF:
+      return absl::UnavailableError(absl::StrCat(
+          "redis: ", addr, " closed the connection: ", ctx->errstr));
+    case REDIS_ERR_IO:
+      return absl::UnavailableError(absl::StrCat(
+          "redis: I/O error talking to ", addr, ": ", ctx->errstr));
+    case REDIS_ERR_OOM:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("redis: out of memory talking to ", addr));
+    case REDIS_ERR_PROTOCOL:
+      return absl::InternalError(absl::StrCat(
+          "redis: protocol error from ", addr, ": ", ctx->errstr));
+    default:
+      return absl::InternalError(absl::StrCat(
+          "redis: error talking to ", addr, ": ", ctx->errstr));
+  }
+}
+
+// Copies hiredis' reply tree. False on a type RESP2 does not have.
+bool Convert(const redisReply& in, Reply* out) {
+  switch (in.type) {
+    case REDIS_REPLY_NIL:
+      out->type = Reply::Type::kNil;
+      return true;
+    case REDIS_REPLY_INTEGER:
+      out->type = Reply::Type::kInteger;
+      out->integer = in.integer;
+      return true;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      out->type = in.type == REDIS_REPLY_STRING   ? Reply::Type::kString
+                  : in.type == REDIS_REPLY_STATUS ? Reply::Type::kStatus
+                                                  : Reply::Type::kError;
+      out->str.assign(in.str, in.len);
+      return true;
+    case REDIS_REPLY_ARRAY:
+      out->type = Reply::Type::kArray;
+      out->elements.resize(in.elements);
+      for (size_t i = 0; i < in.elements; ++i) {
+        if (!Convert(*in.element[i], &out->elements[i])) return false;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+absl::Status ParseAddr(const std::string& addr, std::string* host, int* port) {
+  const size_t colon = addr.rfind(':');
+  if (addr.empty() || colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", addr, "\" is not host:port"));
+  }
+  absl::string_view h = absl::string_view(addr).substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') {
+    h = h.substr(1, h.size() - 2);
+  }
+  int p = 0;
+  if (h.empty() || !absl::SimpleAtoi(addr.substr(colon + 1), &p) || p < 1 ||
+      p > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", addr, "\" is not host:port with a port from 1 to 65535"));
+  }
+  *host = std::string(h);
+  *port = p;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
+    const RedisConfig& config) {
+  std::string host;
+  int port = 0;
+  absl::Status parsed = ParseAddr(config.addr, &host, &port);
+  if (!parsed.ok()) return parsed;
+
+  errno = 0;
+  redisContext* ctx = redisConnectWithTimeout(
+      host.c_str(), port, absl::ToTimeval(config.connect_timeout));
+  const int connect_errno = errno;
+  if (ctx == nullptr || ctx->err != 0) {
+    absl::Status status = ToStatus(Stage::kConnect, config.addr, ctx,
+                                   connect_errno, config.connect_timeout, "");
+    if (ctx != nullptr) redisFree(ctx);
+    VLOG(1) << status;
+    return status;
+  }
+  auto conn = std::unique_ptr<Connection>(
+      new Connection(ctx, config.addr, config.command_timeout));
+  if (redisSetTimeout(ctx, absl::ToTimeval(config.command_timeout)) !=
+      REDIS_OK) {
+    return ToStatus(Stage::kCommand, config.addr, ctx, errno,
+                    config.command_timeout, "");
+  }
+  if (!config.password.empty()) {
+    auto reply = conn->Command({"AUTH", config.password});
+    if (!reply.ok()) return reply.status();
+    if (reply->type == Reply::Type::kError) {
+      return ToStatus(Stage::kAuth, config.addr, ctx, 0,
+                      config.command_timeout, reply->str);
+    }
+  }
+  VLOG(1) << "redis: connected to " << config.addr;
+  return conn;
+}
+
+Connection::~Connection() { redisFree(ctx_); }
+
+bool Connection::healthy() const { return ctx_->err == 0; }
+
+bool Connection::PeerClosed() const {
+  char byte;
+  const ssize_t n = recv(ctx_->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  // Nothing to read is the only good answer: 0 is EOF, and unsolicited
+  // bytes would put the reply stream out of step.
+  return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+absl::StatusOr<Reply> Connection::Command(
+    const std::vector<std::string>& argv) {
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  args.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const std::string& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  errno = 0;
+  auto* raw = static_cast<redisReply*>(redisCommandArgv(
+      ctx_, static_cast<int>(argv.size()), args.data(), lens.data()));
+  const int command_errno = errno;
+  if (raw == nullptr) {
+    return ToStatus(Stage::kCommand, addr_, ctx_, command_errno,
+                    command_timeout_, "");
+  }
+  Reply reply;
+  const bool converted = Convert(*raw, &reply);
+  const int type = raw->type;
+  freeReplyObject(raw);
+  if (!converted) {
+    return absl::InternalError(absl::StrCat(
+        "redis: unexpected reply type ", type, " from ", addr_));
+  }
+  return reply;
+}
+
+Pool::Pool(RedisConfig config) : config_(std::move(config)) {}
+
+Pool::Lease::~Lease() {
+  if (conn_) pool_->Release(std::move(conn_));
+}
+
+absl::StatusOr<Pool::Lease> Pool::Acquire(absl::Time deadline) {
+  // Declared before the lock so that closing them happens after unlocking.
+  std::vector<std::unique_ptr<Connection>> closed;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      while (!idle_.empty()) {
+        std::unique_ptr<Connection> conn = std::move(idle_.back());
+        idle_.pop_back();
+        if (!conn->PeerClosed()) return Lease(this, std::move(conn));
+        VLOG(1) << "redis: dropping a connection " << config_.addr
+                << " closed while idle";
+        --open_;
+        closed.push_back(std::move(conn));
+      }
+      if (open_ < config_.pool_size) break;
+      if (cv_.wait_until(lock, absl::ToChronoTime(deadline)) ==
+              std::cv_status::timeout &&
+          idle_.empty() && open_ >= config_.pool_size) {
+        return ToStatus(Stage::kAcquire, config_.addr, nullptr, 0,
+                        config_.command_timeout,
+                        absl::StrCat(config_.pool_size));
+      }
+    }
+    ++open_;  // reserve a slot; connect outside the lock
+  }
+  auto conn = Connection::Connect(config_);
+  if (!conn.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --open_;
+    cv_.notify_one();
+    return conn.status();
+  }
+  return Lease(this, std::move(*conn));
+}
+
+void Pool::Release(std::unique_ptr<Connection> conn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (conn->healthy()) {
+      idle_.push_back(std::move(conn));
+    } else {
+      --open_;
+    }
+    cv_.notify_one();
+  }
+  if (conn) VLOG(1) << "redis: dropped a broken connection to " << config_.addr;
+}
+
+}  // namespace coupon::redis

@@ -1,0 +1,93 @@
+#pragma once
+
+// The hiredis side of the Client: one connection, and the bounded pool that
+// hands connections out. Internal to redis_lib; use Client (redis.h).
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/redis/redis.h"
+
+struct redisContext;
+
+namespace coupon::redis {
+
+// Splits "host:port" or "[v6]:port"; INVALID_ARGUMENT says what is wrong.
+absl::Status ParseAddr(const std::string& addr, std::string* host, int* port);
+
+/// One connection. Not thread-safe: one user at a time (the Pool hands it
+/// out); destroyed by its owner, which closes the socket.
+class Connection {
+ public:
+  // Connects within `config.connect_timeout`, sets the socket timeouts to
+  // `config.command_timeout` and sends AUTH when a password is set.
+  // UNAVAILABLE when Redis cannot be reached; `config` must be valid.
+  static absl::StatusOr<std::unique_ptr<Connection>> Connect(
+      const RedisConfig& config);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // A Redis error reply is a Reply of type kError; a failed status means the
+  // connection is broken (see healthy()).
+  absl::StatusOr<Reply> Command(const std::vector<std::string>& argv);
+
+  // False after an I/O or protocol error: the reply stream may be out of
+  // step (a late reply to a timed-out command), so the socket is not reused.
+  bool healthy() const;
+  // Whether the server closed the socket while it sat idle (a restart, a
+  // CLIENT KILL, its idle timeout). Non-blocking.
+  bool PeerClosed() const;
+
+ private:
+  Connection(redisContext* ctx, std::string addr,
+             absl::Duration command_timeout)
+      : ctx_(ctx), addr_(std::move(addr)), command_timeout_(command_timeout) {}
+
+  redisContext* ctx_;
+  const std::string addr_;
+  const absl::Duration command_timeout_;
+};
+
+/// A bounded pool. Thread-safe; connections are made lazily, a broken one is
+/// dropped when returned and an idle one the server closed is dropped when
+/// taken. Outlives every Lease it hands out.
+class Pool {
+ public:
+  explicit Pool(RedisConfig config);
+
+  /// Returns its connection to the pool when destroyed. One thread at a time.
+  class Lease {
+   public:
+    Lease(Pool* pool, std::unique_ptr<Connection> conn)
+        : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&&) = default;
+    ~Lease();
+    Connection* operator->() { return conn_.get(); }
+    Connection& operator*() { return *conn_; }
+
+   private:
+    Pool* pool_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  // UNAVAILABLE when no connection can be had: every slot stays busy until
+  // `deadline`, or connecting fails (within the connect timeout).
+  absl::StatusOr<Lease> Acquire(absl::Time deadline);
+
+ private:
+  void Release(std::unique_ptr<Connection> conn);
+
+  const RedisConfig config_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  int open_ = 0;
+};
+
+}  // namespace coupon::redis

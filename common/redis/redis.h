@@ -1,0 +1,86 @@
+#pragma once
+
+// A thin hiredis wrapper: binary-safe commands and Lua scripts, results as
+// StatusOr, hiredis failures mapped to canonical codes in one place (ToStatus
+// in connection.cc). This header includes no hiredis.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace coupon::redis {
+
+class Pool;
+
+// Filled from the --redis_* flags in main.cc; validated before use.
+struct RedisConfig {
+  std::string addr = "127.0.0.1:6379";  // host:port, or [ipv6]:port
+  std::string password;                 // AUTH when set; never logged
+  int pool_size = 16;
+  absl::Duration connect_timeout = absl::Seconds(1);
+  // Bounds the wait for a pooled connection and each socket read or write.
+  absl::Duration command_timeout = absl::Milliseconds(500);
+
+  // INVALID_ARGUMENT naming the flag: "--redis_addr: ...".
+  absl::Status Validate() const;
+};
+
+// A parsed reply (a copy of hiredis' redisReply tree).
+struct Reply {
+  enum class Type { kNil, kInteger, kString, kStatus, kArray, kError };
+  Type type = Type::kNil;
+  int64_t integer = 0;
+  std::string str;              // string, status or error text
+  std::vector<Reply> elements;  // array
+};
+
+/// A Lua script known by its SHA1, computed locally. Immutable: any thread.
+class Script {
+ public:
+  explicit Script(std::string source);
+
+  const std::string& source() const { return source_; }
+  // Lower-case hex, as SCRIPT LOAD and EVALSHA spell it.
+  const std::string& sha1() const { return sha1_; }
+
+ private:
+  std::string source_;
+  std::string sha1_;
+};
+
+/// Thread-safe: any thread may call Command/Eval concurrently; calls block
+/// the caller. A bounded pool of connections, made lazily; one with an I/O
+/// error is dropped, not reused. Destroyed by its owner after every call has
+/// returned, which closes the sockets.
+class Client {
+ public:
+  // Validates `config`; does not require Redis to be up.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(
+      const RedisConfig& config);
+  ~Client();
+
+  // Binary-safe (redisCommandArgv). A Redis error reply is a Reply of type
+  // kError, not a failed status. UNAVAILABLE when Redis cannot be reached or
+  // does not answer within the timeouts; the command may or may not have run
+  // then, so it is not retried here.
+  absl::StatusOr<Reply> Command(const std::vector<std::string>& argv);
+
+  // EVALSHA; on NOSCRIPT (Redis restarted or flushed its scripts) loads the
+  // script with SCRIPT LOAD and retries once. Script errors are kError.
+  absl::StatusOr<Reply> Eval(const Script& script,
+                             const std::vector<std::string>& keys,
+                             const std::vector<std::string>& args);
+
+ private:
+  explicit Client(const RedisConfig& config);
+
+  const absl::Duration command_timeout_;
+  std::unique_ptr<Pool> pool_;
+};
+
+}  // namespace coupon::redis

@@ -1,0 +1,297 @@
+#include "issuer-worker/outbox/outbox_scheduler.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/pg/pg.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "issuer-worker/outbox/outbox_state.h"
+
+namespace coupon::outbox {
+
+absl::Status OutboxConfig::Validate() const {
+  auto bad = [](absl::string_view flag, absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", why));
+  };
+  if (pg_dsn.empty()) return bad("pg_dsn", "is empty");
+  if (interval < absl::Milliseconds(100) || interval > absl::Hours(1)) {
+    return bad("outbox_interval", absl::StrCat("must be 100ms..1h, got ",
+                                        absl::FormatDuration(interval)));
+  }
+  if (retry_interval < absl::ZeroDuration() ||
+      retry_interval > absl::Hours(24)) {
+    return bad("outbox_retry_interval",
+               absl::StrCat("must be 0..24h, got ",
+                            absl::FormatDuration(retry_interval)));
+  }
+  if (max_attempts < 1 || max_attempts > 100) {
+    return bad("outbox_max_attempts",
+               absl::StrCat("must be 1..100, got ", max_attempts));
+  }
+  if (batch_size < 1 || batch_size > 100000) {
+    return bad("outbox_batch_size",
+               absl::StrCat("must be 1..100000, got ", batch_size));
+  }
+  if (pg_connect_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("pg_connect_timeout: must be positive");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+struct ClaimedRow {
+  int64_t outbox_id = 0;
+  int64_t coupon_id = 0;
+  int attempts = 0;
+  std::string request_id;
+};
+
+// At most `max_bytes` of `s`, cut at a UTF-8 character boundary: PostgreSQL
+// refuses a text parameter that ends inside a character, and the error text
+// quotes the coupon's name.
+std::string Truncated(const std::string& s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return s;
+  size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return s.substr(0, end);
+}
+
+constexpr size_t kMaxErrorBytes = 2000;
+
+// Takes the group's copies from the coupon's stock and marks its rows DONE
+// (what NextOutboxState says of a success, for the whole group at once).
+// FAILED_PRECONDITION when the stock is too small (remaining_quantity >= 0).
+absl::Status TakeStock(pg::Connection& conn, int64_t coupon_id,
+                       const std::vector<int64_t>& outbox_ids) {
+  ASSIGN_OR_RETURN(
+      pg::Result marked,
+      conn.Exec(
+          "WITH stock AS ("
+          "  UPDATE coupons SET remaining_quantity = remaining_quantity - "
+          "$2::bigint"
+          "  WHERE coupon_id = $1::bigint RETURNING coupon_id)"
+          " UPDATE coupon_outbox AS o"
+          " SET state = 'DONE', attempts = o.attempts + 1, processed_at = now()"
+          " FROM stock"
+          " WHERE o.outbox_id = ANY($3::bigint[]) AND o.coupon_id = "
+          "stock.coupon_id"
+          " RETURNING o.outbox_id",
+          {absl::StrCat(coupon_id), absl::StrCat(outbox_ids.size()),
+           pg::Int64Array(outbox_ids)}));
+  if (marked.rows() != static_cast<int>(outbox_ids.size())) {
+    // The foreign key makes this unreachable; rolled back all the same.
+    return absl::NotFoundError(absl::StrCat("coupon ", coupon_id, ": marked ",
+                                            marked.rows(), " of ",
+                                            outbox_ids.size(), " outbox rows"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct OutboxScheduler::Pass {
+  PassStats stats;
+  // Rows that became FAILED, logged once the pass is committed.
+  struct Failed {
+    ClaimedRow row;
+    int attempts;
+    std::string error;
+  };
+  std::vector<Failed> failed_rows;
+};
+
+absl::StatusOr<std::unique_ptr<OutboxScheduler>> OutboxScheduler::Create(
+    const OutboxConfig& config) {
+  RETURN_IF_ERROR(config.Validate());
+  std::unique_ptr<OutboxScheduler> scheduler(new OutboxScheduler(config));
+  if (absl::Status db = scheduler->Connect(); !db.ok()) {
+    LOG(WARNING) << "outbox: " << db << "; retrying with the first pass";
+  }
+  return scheduler;
+}
+
+OutboxScheduler::OutboxScheduler(const OutboxConfig& config)
+    : config_(config) {}
+
+OutboxScheduler::~OutboxScheduler() = default;
+
+absl::Status OutboxScheduler::Connect() {
+  if (conn_ && conn_->healthy()) return absl::OkStatus();
+  conn_.reset();
+  ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(config_.pg_dsn,
+                                                  config_.pg_connect_timeout));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PassStats> OutboxScheduler::RunOnce() {
+  const absl::Time start = absl::Now();
+  Pass pass;
+  absl::Status status = Connect();
+  if (status.ok()) {
+    status = pg::InTransaction(*conn_, [&] { return RunPass(pass); });
+  }
+  if (!status.ok()) {
+    counters_.pass_errors++;
+    if (conn_ && !conn_->healthy()) conn_.reset();
+    return status;
+  }
+  const PassStats& s = pass.stats;
+  counters_.passes++;
+  counters_.done += s.done;
+  counters_.retried += s.retried;
+  counters_.failed += s.failed;
+  for (const Pass::Failed& f : pass.failed_rows) {
+    LOG(WARNING) << "outbox: FAILED coupon " << f.row.coupon_id << " outbox_id "
+                 << f.row.outbox_id << " request " << f.row.request_id
+                 << " after " << f.attempts
+                 << " attempts; its copy was never taken from the "
+                 << "stock: " << f.error;
+  }
+  if (s.claimed > 0) {
+    LOG(INFO) << "outbox: pass claimed " << s.claimed << " rows of "
+              << s.coupons << " coupons: " << s.done << " done, " << s.retried
+              << " retried, " << s.failed << " failed, in "
+              << absl::Now() - start;
+  }
+  return s;
+}
+
+absl::Status OutboxScheduler::RunPass(Pass& pass) {
+  pg::Connection& conn = *conn_;
+  // now() is the transaction's start: the same instant the claim compared
+  // next_attempt_at with, and the database's clock, not ours.
+  ASSIGN_OR_RETURN(
+      pg::Result claimed,
+      conn.Exec("SELECT outbox_id, coupon_id, attempts, request_id,"
+                " floor(extract(epoch FROM now()) * 1000000)::bigint"
+                " FROM coupon_outbox"
+                " WHERE state = 'PENDING' AND next_attempt_at <= now()"
+                "   AND (cardinality($2::bigint[]) = 0 OR coupon_id = "
+                "ANY($2::bigint[]))"
+                " ORDER BY outbox_id LIMIT $1"
+                " FOR UPDATE SKIP LOCKED",
+                {absl::StrCat(config_.batch_size),
+                 pg::Int64Array(config_.only_coupon_ids)}));
+  if (claimed.rows() == 0) return absl::OkStatus();
+  const absl::Time now = absl::FromUnixMicros(claimed.GetInt64(0, 4));
+
+  // Ordered by coupon id: every replica (and the Kafka worker) locks coupons
+  // in ascending order, so two passes never deadlock.
+  std::map<int64_t, std::vector<ClaimedRow>> by_coupon;
+  for (int i = 0; i < claimed.rows(); ++i) {
+    ClaimedRow row;
+    row.outbox_id = claimed.GetInt64(i, 0);
+    row.coupon_id = claimed.GetInt64(i, 1);
+    row.attempts = static_cast<int>(claimed.GetInt64(i, 2));
+    row.request_id = std::string(claimed.Get(i, 3));
+    by_coupon[row.coupon_id].push_back(std::move(row));
+  }
+  pass.stats.claimed = claimed.rows();
+  pass.stats.coupons = static_cast<int>(by_coupon.size());
+
+  for (const auto& [coupon_id, rows] : by_coupon) {
+    std::vector<int64_t> ids;
+    ids.reserve(rows.size());
+    for (const ClaimedRow& r : rows) ids.push_back(r.outbox_id);
+
+    RETURN_IF_ERROR(conn.Exec("SAVEPOINT coupon_group").status());
+    absl::Status applied = TakeStock(conn, coupon_id, ids);
+    if (applied.ok()) {
+      RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
+      pass.stats.done += static_cast<int>(rows.size());
+      continue;
+    }
+    // The connection is gone: nothing of this pass is committed and no row
+    // loses an attempt to the outage.
+    if (applied.code() == absl::StatusCode::kUnavailable || !conn.healthy()) {
+      return applied;
+    }
+    // Anything else is this coupon's failure (over-issued stock, a lock
+    // wait cancelled, ...): undo its part, charge its rows an attempt, and go
+    // on with the other coupons.
+    RETURN_IF_ERROR(conn.Exec("ROLLBACK TO SAVEPOINT coupon_group").status());
+    RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
+
+    std::vector<int64_t> attempts, next_us;
+    std::vector<std::string> states;
+    int retried = 0;
+    std::string error;
+    for (const ClaimedRow& r : rows) {
+      OutboxTransition t =
+          NextOutboxState(r.attempts, applied, config_.max_attempts, now,
+                          config_.retry_interval);
+      states.emplace_back(OutboxStateName(t.state));
+      attempts.push_back(t.attempts);
+      next_us.push_back(t.state == OutboxState::kPending
+                            ? absl::ToUnixMicros(t.next_attempt_at)
+                            : 0);
+      error = Truncated(t.last_error, kMaxErrorBytes);
+      if (t.state == OutboxState::kFailed) {
+        pass.failed_rows.push_back({r, t.attempts, error});
+      } else {
+        ++retried;
+      }
+    }
+    RETURN_IF_ERROR(
+        conn.Exec(absl::StrCat(
+                      "UPDATE coupon_outbox AS o SET state = u.state,"
+                      " attempts = u.attempts,"
+                      " next_attempt_at = CASE WHEN u.state = 'PENDING' THEN ",
+                      pg::MicrosToTimestamp("u.next_us"),
+                      " ELSE o.next_attempt_at END,"
+                      " last_error = $5,"
+                      " processed_at = CASE WHEN u.state = 'PENDING' THEN NULL"
+                      " ELSE now() END"
+                      " FROM unnest($1::bigint[], $2::text[], $3::int[], "
+                      "$4::bigint[])"
+                      " AS u(id, state, attempts, next_us)"
+                      " WHERE o.outbox_id = u.id"),
+                  {pg::Int64Array(ids), pg::TextArray(states),
+                   pg::Int64Array(attempts), pg::Int64Array(next_us), error})
+            .status());
+    pass.stats.retried += retried;
+    pass.stats.failed += static_cast<int>(rows.size()) - retried;
+    LOG(WARNING) << "outbox: coupon " << coupon_id << ": " << rows.size()
+                 << " rows not applied (" << retried << " retried in "
+                 << config_.retry_interval << ", "
+                 << static_cast<int>(rows.size()) - retried
+                 << " FAILED): " << applied;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OutboxScheduler::Run(const std::atomic<bool>& stop) {
+  LOG(INFO) << "outbox: a pass every " << config_.interval << ", up to "
+            << config_.batch_size << " rows; failed rows retried every "
+            << config_.retry_interval << ", " << config_.max_attempts
+            << " attempts in all";
+  while (!stop.load()) {
+    const absl::Time next = absl::Now() + config_.interval;
+    absl::StatusOr<PassStats> stats = RunOnce();
+    if (!stats.ok()) {
+      if (stats.status().code() == absl::StatusCode::kUnavailable) {
+        LOG(WARNING) << "outbox: pass failed, next in " << config_.interval
+                     << ": " << stats.status();
+      } else {
+        LOG(ERROR) << "outbox: pass failed, next in " << config_.interval
+                   << ": " << stats.status();
+      }
+    } else if (stats->claimed >= config_.batch_size) {
+      continue;  // a backlog: the next pass at once
+    }
+    for (absl::Time now = absl::Now(); !stop.load() && now < next;
+         now = absl::Now()) {
+      absl::SleepFor(std::min(absl::Milliseconds(100), next - now));
+    }
+  }
+  LOG(INFO) << "outbox: stopped after " << counters_.passes.load()
+            << " passes: " << counters_.done.load() << " done, "
+            << counters_.retried.load() << " retried, "
+            << counters_.failed.load() << " failed";
+  return absl::OkStatus();
+}
+
+}  // namespace coupon::outbox
