@@ -133,7 +133,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     p.listener = std::make_unique<ResultListener>(listener_config, p.hub.get());
     if (absl::Status s = p.listener->Start(); !s.ok()) return s;
 
-    p.issuer = std::make_unique<KafkaIssuer>(p.hub.get(), p.producer.get(),
+    p.issuer = std::make_unique<KafkaIssuer>(p.producer.get(),
                                              config.request_topic, gateway_id);
   } else {
     redis::RedisConfig redis_config;
@@ -151,7 +151,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     store = p.redis_store.get();
   }
   Issuer* issuer = p.issuer ? p.issuer.get() : p.redis_issuer.get();
-  p.issue = std::make_unique<IssueService>(p.coupons.get(), issuer);
+  p.issue = std::make_unique<IssueService>(
+      p.coupons.get(), config.precheck ? p.hub.get() : nullptr, issuer);
   p.service = std::make_unique<CouponGrpcService>(
       p.issue.get(), p.hub.get(), store, config.issue_deadline);
 

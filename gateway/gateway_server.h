@@ -21,6 +21,9 @@ struct GatewayConfig {
   // "kafka": queue requests for the issuer-worker (the improved system);
   // "redis": decide in Redis on the spot (the design's existing system).
   std::string issuer = "kafka";
+  // Answer from what this gateway already knows (earlier results, holders,
+  // sold-out coupons) without asking the issuer.
+  bool precheck = true;
   std::string listen = "127.0.0.1:50051";
   std::string kafka_brokers = "127.0.0.1:9092";
   std::string pg_dsn = "postgresql://coupon:coupon@127.0.0.1:5432/coupon";

@@ -31,6 +31,19 @@ void IssueService::Issue(IssueCommand cmd, absl::Time deadline, IssueDone done) 
   if (!coupon.ok()) return done(coupon.status());
 
   if (cmd.request_id.empty()) cmd.request_id = NewRequestId();
+
+  // Before the window check, so a replayed request gets its own result even
+  // after the coupon sold out or its window closed. Stock only goes down, so
+  // what the hub knows stays true.
+  if (known_) {
+    bool conflict = false;
+    std::optional<KnownAnswer> answer =
+        known_->Precheck(cmd.coupon_id, cmd.user_id, cmd.request_id, &conflict);
+    if (conflict) return done(RequestIdReused(cmd.request_id));
+    if (answer) {
+      return done(IssueReply{cmd.request_id, answer->outcome, answer->user_coupon_id});
+    }
+  }
   issuer_->Issue(std::move(cmd), *coupon, deadline, std::move(done));
 }
 

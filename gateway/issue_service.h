@@ -1,9 +1,11 @@
 #pragma once
 
 // The IssueCoupon front end, the same for every issuer: validate the fields,
-// find the coupon (cached), make a request id when the caller gave none, then
-// let the configured Issuer answer. No gRPC here: the handler converts and
-// calls Issue; tests call it with fakes.
+// find the coupon (cached), make a request id when the caller gave none,
+// answer from what this gateway already knows (the request's earlier result,
+// a user who holds a copy, a sold-out coupon), else let the configured Issuer
+// answer. No gRPC here: the handler converts and calls Issue; tests call it
+// with fakes.
 
 #include <string>
 
@@ -11,14 +13,16 @@
 #include "absl/time/time.h"
 #include "gateway/coupon_cache.h"
 #include "gateway/issuer.h"
+#include "gateway/result_hub.h"
 
 namespace coupon::gateway {
 
 /// Thread-safe; holds no state of its own. The cache and issuer must outlive it.
 class IssueService {
  public:
-  IssueService(CouponCache* coupons, Issuer* issuer)
-      : coupons_(coupons), issuer_(issuer) {}
+  // `known` may be null: every request then goes to the issuer.
+  IssueService(CouponCache* coupons, const ResultHub* known, Issuer* issuer)
+      : coupons_(coupons), known_(known), issuer_(issuer) {}
 
   // Calls `done` exactly once (see Issuer::Issue).
   void Issue(IssueCommand command, absl::Time deadline, IssueDone done);
@@ -28,6 +32,7 @@ class IssueService {
 
  private:
   CouponCache* coupons_;
+  const ResultHub* known_;
   Issuer* issuer_;
 };
 

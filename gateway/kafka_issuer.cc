@@ -6,11 +6,9 @@
 
 namespace coupon::gateway {
 
-KafkaIssuer::KafkaIssuer(ResultHub* hub, EventPublisher* publisher,
-                         std::string request_topic, std::string gateway_id,
-                         Clock clock)
-    : hub_(hub),
-      publisher_(publisher),
+KafkaIssuer::KafkaIssuer(EventPublisher* publisher, std::string request_topic,
+                         std::string gateway_id, Clock clock)
+    : publisher_(publisher),
       request_topic_(std::move(request_topic)),
       gateway_id_(std::move(gateway_id)),
       clock_(std::move(clock)) {}
@@ -19,18 +17,6 @@ void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
                         absl::Time deadline, IssueDone done) {
   IssueReply reply;
   reply.request_id = cmd.request_id;
-
-  // What the hub knows comes first, so a replayed request gets its own
-  // result even after the coupon sold out or its window closed.
-  bool conflict = false;
-  std::optional<KnownAnswer> known =
-      hub_->Precheck(cmd.coupon_id, cmd.user_id, cmd.request_id, &conflict);
-  if (conflict) return done(RequestIdReused(cmd.request_id));
-  if (known) {
-    reply.outcome = known->outcome;
-    reply.user_coupon_id = known->user_coupon_id;
-    return done(reply);
-  }
 
   const UnixMicros now_us = absl::ToUnixMicros(clock_());
   if (Outcome window = WindowOutcome(coupon, now_us); window != Outcome::kIssued) {

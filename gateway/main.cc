@@ -19,6 +19,10 @@ const coupon::gateway::GatewayConfig kDefaults;
 ABSL_FLAG(std::string, issuer, kDefaults.issuer,
           "Where issuance is decided: kafka (queued for coupon-issuer-worker) "
           "or redis (decided in Redis at once; run coupon-outbox-scheduler).");
+ABSL_FLAG(bool, precheck, kDefaults.precheck,
+          "Answer from what this gateway already knows (a request's earlier "
+          "result, a user holding a copy, a sold-out coupon) without asking "
+          "the issuer.");
 ABSL_FLAG(std::string, listen, kDefaults.listen, "gRPC address to listen on.");
 ABSL_FLAG(std::string, redis_addr, kDefaults.redis_addr,
           "Redis host:port (--issuer=redis).");
@@ -82,6 +86,7 @@ int main(int argc, char** argv) {
   coupon::gateway::GatewayConfig config;
   config.issuer = absl::GetFlag(FLAGS_issuer);
   config.listen = absl::GetFlag(FLAGS_listen);
+  config.precheck = absl::GetFlag(FLAGS_precheck);
   config.redis_addr = absl::GetFlag(FLAGS_redis_addr);
   config.redis_password = absl::GetFlag(FLAGS_redis_password);
   config.redis_pool_size = absl::GetFlag(FLAGS_redis_pool_size);

@@ -24,6 +24,8 @@ struct FlashSaleConfig {
   int64_t users = 100000;
   int64_t requests = 200000;
   int64_t repeat = 2;  // times each user asks, each with a new request id
+  // The gateway's issuer, for the invariants: "kafka" or "redis".
+  std::string issuer = "kafka";
   int64_t concurrency = 512;
   double rate = 0;  // requests/s; 0 = closed loop at `concurrency`
   absl::Duration deadline = absl::Seconds(5);

@@ -25,6 +25,9 @@ ABSL_FLAG(int64_t, requests, kDefaults.requests, "IssueCoupon calls in all.");
 ABSL_FLAG(int64_t, repeat, kDefaults.repeat,
           "Calls per user, each with a new request id: min(users, "
           "requests/repeat) users take part.");
+ABSL_FLAG(std::string, issuer, kDefaults.issuer,
+          "The gateway's issuer (kafka or redis), for the invariants; the same "
+          "ISSUER variable scripts/services reads.");
 ABSL_FLAG(int64_t, concurrency, kDefaults.concurrency,
           "Closed loop: calls kept in flight.");
 ABSL_FLAG(double, rate, kDefaults.rate,
@@ -62,6 +65,11 @@ int main(int argc, char** argv) {
   config.users = absl::GetFlag(FLAGS_users);
   config.requests = absl::GetFlag(FLAGS_requests);
   config.repeat = absl::GetFlag(FLAGS_repeat);
+  config.issuer = absl::GetFlag(FLAGS_issuer);
+  if (config.issuer != "kafka" && config.issuer != "redis") {
+    std::cerr << "--issuer: must be kafka or redis, got \"" << config.issuer << "\"\n";
+    return 2;
+  }
   config.concurrency = absl::GetFlag(FLAGS_concurrency);
   config.rate = absl::GetFlag(FLAGS_rate);
   config.deadline = absl::GetFlag(FLAGS_deadline);

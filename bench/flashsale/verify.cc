@@ -97,7 +97,7 @@ absl::StatusOr<DbSnapshot> ReadSnapshot(const std::string& pg_dsn,
 }
 
 Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
-                     const DbSnapshot& db) {
+                     const DbSnapshot& db, bool decided_at_gateway) {
   Verification v;
   Findings bad;
   const size_t coupons = plan.coupon_ids.size();
@@ -141,7 +141,10 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
       }
       ++v.checks;
       if (!has_row) {
-        bad.Add("result on a stream but no issue_results row", id);
+        // The Redis issuer stores only issued copies in PostgreSQL.
+        if (!decided_at_gateway || e.result == v1::ISSUE_OUTCOME_ISSUED) {
+          bad.Add("result on a stream but no issue_results row", id);
+        }
       } else if (row->second.outcome != e.result ||
                  row->second.user_coupon_id != e.result_user_coupon_id) {
         bad.Add("stream result differs from issue_results",
@@ -161,6 +164,23 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
       v.checks += 2;
       if (!has_result) bad.Add("ACCEPTED without a result on any stream", id);
       if (!has_row) bad.Add("ACCEPTED without an issue_results row", id);
+      continue;
+    }
+    if (decided_at_gateway) {
+      v.checks += 3;
+      if (!IsFinal(e.answer)) {
+        bad.Add("unexpected answer at the gateway",
+                absl::StrCat(id, " ", OutcomeName(e.answer)));
+      }
+      if (has_result && e.result != e.answer) {
+        bad.Add("stream result differs from the answer",
+                absl::StrCat(id, " answered ", OutcomeName(e.answer), ", streamed ",
+                             OutcomeName(e.result)));
+      }
+      if (has_row != (e.answer == v1::ISSUE_OUTCOME_ISSUED)) {
+        bad.Add("issue_results row for a request not answered ISSUED, or none for one",
+                absl::StrCat(id, " answered ", OutcomeName(e.answer)));
+      }
       continue;
     }
     ++v.checks;

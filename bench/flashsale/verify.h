@@ -66,8 +66,11 @@ struct Verification {
   bool ok() const { return violations.empty(); }
 };
 
-// Call after every writer of `ledger` has stopped.
+// Call after every writer of `ledger` has stopped. `decided_at_gateway` is
+// the Redis issuer: every call is answered with its final outcome, results
+// may also appear on the streams (they must agree), and only ISSUED results
+// are stored in issue_results.
 Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
-                     const DbSnapshot& db);
+                     const DbSnapshot& db, bool decided_at_gateway = false);
 
 }  // namespace coupon::bench

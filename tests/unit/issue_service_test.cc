@@ -29,9 +29,8 @@ class IssueServiceTest : public ::testing::Test {
               return coupon_;
             },
             absl::Seconds(1), 100, [] { return kNow; }),
-        issuer_(&hub_, &publisher_, "coupon-issue-request", "gw-1",
-                [] { return kNow; }),
-        service_(&coupons_, &issuer_) {
+        issuer_(&publisher_, "coupon-issue-request", "gw-1", [] { return kNow; }),
+        service_(&coupons_, &hub_, &issuer_) {
     coupon_.coupon_id = 7;
     coupon_.total_quantity = 10;
     coupon_.remaining_quantity = 10;
@@ -113,6 +112,17 @@ TEST_F(IssueServiceTest, KnownFactsAnswerWithoutAnEvent) {
   EXPECT_THAT(publisher_.sent(), SizeIs(0));
 }
 
+TEST_F(IssueServiceTest, WithoutPrecheckEveryRequestGoesToTheIssuer) {
+  hub_.Publish(IssueResult{"r0", 7, "x", Outcome::kSoldOut, 0, 0, 1});
+  IssueService no_precheck(&coupons_, /*known=*/nullptr, &issuer_);
+  absl::StatusOr<IssueReply> reply;
+  no_precheck.Issue({7, "u", "r1"}, kNow + absl::Seconds(1),
+                    [&](absl::StatusOr<IssueReply> r) { reply = std::move(r); });
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->outcome, Outcome::kAccepted);
+  EXPECT_THAT(publisher_.sent(), SizeIs(1));
+}
+
 TEST_F(IssueServiceTest, ReusedRequestIdForAnotherUserIsRefused) {
   hub_.Publish(IssueResult{"r1", 7, "a", Outcome::kIssued, 5, 3, 1});
   EXPECT_THAT(Issue({7, "b", "r1"}),
@@ -146,7 +156,7 @@ TEST_F(IssueServiceTest, DatabaseDownIsUnavailableAndNotCached) {
         return absl::UnavailableError("postgres: down");
       },
       absl::Seconds(1), 100, [] { return kNow; });
-  IssueService service(&failing, &issuer_);
+  IssueService service(&failing, &hub_, &issuer_);
   for (int i = 0; i < 2; ++i) {
     absl::Status status;
     service.Issue({7, "u", ""}, kNow,
