@@ -116,52 +116,17 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
 }
 
 Pool::Pool(std::string dsn, int max_size, absl::Duration connect_timeout)
-    : dsn_(std::move(dsn)),
-      max_size_(max_size),
-      connect_timeout_(connect_timeout) {}
-
-Pool::Lease::~Lease() {
-  if (conn_) pool_->Release(std::move(conn_));
-}
-
-absl::StatusOr<Pool::Lease> Pool::Acquire(absl::Time deadline) {
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (idle_.empty() && open_ >= max_size_) {
-      if (cv_.wait_until(lock, absl::ToChronoTime(deadline)) ==
-          std::cv_status::timeout) {
-        return absl::UnavailableError(absl::StrCat(
-            "postgres: all ", max_size_, " pooled connections are busy"));
-      }
-    }
-    if (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(this, std::move(conn));
-    }
-    ++open_;  // reserve a slot; connect outside the lock
-  }
-  auto conn = Connection::Connect(
-      dsn_, std::min(connect_timeout_,
-                     std::max(deadline - absl::Now(), absl::Seconds(1))));
-  if (!conn.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    --open_;
-    cv_.notify_one();
-    return conn.status();
-  }
-  return Lease(this, std::move(*conn));
-}
-
-void Pool::Release(std::unique_ptr<Connection> conn) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (conn->healthy()) {
-    idle_.push_back(std::move(conn));
-  } else {
-    --open_;
-  }
-  cv_.notify_one();
-}
+    : BoundedPool<Connection>(
+          max_size,
+          [dsn = std::move(dsn), connect_timeout](absl::Time deadline) {
+            return Connection::Connect(
+                dsn, std::min(connect_timeout,
+                              std::max(deadline - absl::Now(), absl::Seconds(1))));
+          },
+          [max_size] {
+            return absl::UnavailableError(absl::StrCat(
+                "postgres: all ", max_size, " pooled connections are busy"));
+          }) {}
 
 std::string Int64Array(const std::vector<int64_t>& values) {
   std::string out = "{";

@@ -3,10 +3,8 @@
 // A thin libpq wrapper: parameterised statements only, results as StatusOr,
 // SQLSTATEs mapped to canonical codes in one place (ToStatus in pg.cc).
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -14,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/bounded_pool.h"
 
 struct pg_conn;
 struct pg_result;
@@ -57,46 +56,20 @@ class Connection {
                               const std::vector<Param>& params = {});
   // Whether the socket is still good; a broken connection is not reused.
   bool healthy() const;
+  bool Reusable() const { return healthy(); }
 
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
   pg_conn* conn_;
 };
 
-/// A bounded pool. Thread-safe; connections are made lazily and a broken one
-/// is dropped when returned. Outlives every Lease it hands out.
-class Pool {
+/// A bounded pool of Connections (common/bounded_pool.h). Thread-safe;
+/// connections are made lazily and a broken one is dropped. Outlives every
+/// Lease it hands out. Acquire fails UNAVAILABLE when no connection can be
+/// had before its deadline.
+class Pool : public BoundedPool<Connection> {
  public:
   Pool(std::string dsn, int max_size, absl::Duration connect_timeout);
-
-  /// Returns its connection to the pool when destroyed.
-  class Lease {
-   public:
-    Lease(Pool* pool, std::unique_ptr<Connection> conn)
-        : pool_(pool), conn_(std::move(conn)) {}
-    Lease(Lease&&) = default;
-    ~Lease();
-    Connection* operator->() { return conn_.get(); }
-    Connection& operator*() { return *conn_; }
-
-   private:
-    Pool* pool_;
-    std::unique_ptr<Connection> conn_;
-  };
-
-  // UNAVAILABLE when no connection can be had before `deadline`.
-  absl::StatusOr<Lease> Acquire(absl::Time deadline);
-
- private:
-  void Release(std::unique_ptr<Connection> conn);
-
-  const std::string dsn_;
-  const int max_size_;
-  const absl::Duration connect_timeout_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  int open_ = 0;
 };
 
 // Runs `body` inside BEGIN/COMMIT; rolls back when it fails.

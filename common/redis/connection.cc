@@ -213,59 +213,14 @@ absl::StatusOr<Reply> Connection::Command(
   return reply;
 }
 
-Pool::Pool(RedisConfig config) : config_(std::move(config)) {}
-
-Pool::Lease::~Lease() {
-  if (conn_) pool_->Release(std::move(conn_));
-}
-
-absl::StatusOr<Pool::Lease> Pool::Acquire(absl::Time deadline) {
-  // Declared before the lock so that closing them happens after unlocking.
-  std::vector<std::unique_ptr<Connection>> closed;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      while (!idle_.empty()) {
-        std::unique_ptr<Connection> conn = std::move(idle_.back());
-        idle_.pop_back();
-        if (!conn->PeerClosed()) return Lease(this, std::move(conn));
-        VLOG(1) << "redis: dropping a connection " << config_.addr
-                << " closed while idle";
-        --open_;
-        closed.push_back(std::move(conn));
-      }
-      if (open_ < config_.pool_size) break;
-      if (cv_.wait_until(lock, absl::ToChronoTime(deadline)) ==
-              std::cv_status::timeout &&
-          idle_.empty() && open_ >= config_.pool_size) {
-        return ToStatus(Stage::kAcquire, config_.addr, nullptr, 0,
-                        config_.command_timeout,
-                        absl::StrCat(config_.pool_size));
-      }
-    }
-    ++open_;  // reserve a slot; connect outside the lock
-  }
-  auto conn = Connection::Connect(config_);
-  if (!conn.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    --open_;
-    cv_.notify_one();
-    return conn.status();
-  }
-  return Lease(this, std::move(*conn));
-}
-
-void Pool::Release(std::unique_ptr<Connection> conn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (conn->healthy()) {
-      idle_.push_back(std::move(conn));
-    } else {
-      --open_;
-    }
-    cv_.notify_one();
-  }
-  if (conn) VLOG(1) << "redis: dropped a broken connection to " << config_.addr;
-}
+Pool::Pool(RedisConfig config)
+    : BoundedPool<Connection>(
+          config.pool_size,
+          [config](absl::Time) { return Connection::Connect(config); },
+          [config] {
+            return ToStatus(Stage::kAcquire, config.addr, nullptr, 0,
+                            config.command_timeout,
+                            absl::StrCat(config.pool_size));
+          }) {}
 
 }  // namespace coupon::redis

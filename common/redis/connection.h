@@ -3,14 +3,13 @@
 // The hiredis side of the Client: one connection, and the bounded pool that
 // hands connections out. Internal to redis_lib; use Client (redis.h).
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/bounded_pool.h"
 #include "common/redis/redis.h"
 
 struct redisContext;
@@ -43,6 +42,7 @@ class Connection {
   // Whether the server closed the socket while it sat idle (a restart, a
   // CLIENT KILL, its idle timeout). Non-blocking.
   bool PeerClosed() const;
+  bool Reusable() const { return healthy() && !PeerClosed(); }
 
  private:
   Connection(redisContext* ctx, std::string addr,
@@ -54,40 +54,13 @@ class Connection {
   const absl::Duration command_timeout_;
 };
 
-/// A bounded pool. Thread-safe; connections are made lazily, a broken one is
-/// dropped when returned and an idle one the server closed is dropped when
-/// taken. Outlives every Lease it hands out.
-class Pool {
+/// A bounded pool of Connections (common/bounded_pool.h). Thread-safe; a
+/// broken connection, or an idle one the server closed, is dropped instead of
+/// reused. Outlives every Lease it hands out. Acquire fails UNAVAILABLE when
+/// every slot stays busy until the deadline or connecting fails.
+class Pool : public BoundedPool<Connection> {
  public:
   explicit Pool(RedisConfig config);
-
-  /// Returns its connection to the pool when destroyed. One thread at a time.
-  class Lease {
-   public:
-    Lease(Pool* pool, std::unique_ptr<Connection> conn)
-        : pool_(pool), conn_(std::move(conn)) {}
-    Lease(Lease&&) = default;
-    ~Lease();
-    Connection* operator->() { return conn_.get(); }
-    Connection& operator*() { return *conn_; }
-
-   private:
-    Pool* pool_;
-    std::unique_ptr<Connection> conn_;
-  };
-
-  // UNAVAILABLE when no connection can be had: every slot stays busy until
-  // `deadline`, or connecting fails (within the connect timeout).
-  absl::StatusOr<Lease> Acquire(absl::Time deadline);
-
- private:
-  void Release(std::unique_ptr<Connection> conn);
-
-  const RedisConfig config_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  int open_ = 0;
 };
 
 }  // namespace coupon::redis
