@@ -192,29 +192,12 @@ absl::Status OutboxScheduler::RunPass(Pass& pass) {
   pass.stats.claimed = claimed.rows();
   pass.stats.coupons = static_cast<int>(by_coupon.size());
 
-  for (const auto& [coupon_id, rows] : by_coupon) {
+  // Charges `rows` an attempt for `why`: retried later, or FAILED.
+  auto charge = [&](int64_t coupon_id, const std::vector<ClaimedRow>& rows,
+                    const absl::Status& applied) -> absl::Status {
     std::vector<int64_t> ids;
     ids.reserve(rows.size());
     for (const ClaimedRow& r : rows) ids.push_back(r.outbox_id);
-
-    RETURN_IF_ERROR(conn.Exec("SAVEPOINT coupon_group").status());
-    absl::Status applied = TakeStock(conn, coupon_id, ids);
-    if (applied.ok()) {
-      RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
-      pass.stats.done += static_cast<int>(rows.size());
-      continue;
-    }
-    // The connection is gone: nothing of this pass is committed and no row
-    // loses an attempt to the outage.
-    if (applied.code() == absl::StatusCode::kUnavailable || !conn.healthy()) {
-      return applied;
-    }
-    // Anything else is this coupon's failure (over-issued stock, a lock
-    // wait cancelled, ...): undo its part, charge its rows an attempt, and go
-    // on with the other coupons.
-    RETURN_IF_ERROR(conn.Exec("ROLLBACK TO SAVEPOINT coupon_group").status());
-    RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
-
     std::vector<int64_t> attempts, next_us;
     std::vector<std::string> states;
     int retried = 0;
@@ -259,6 +242,54 @@ absl::Status OutboxScheduler::RunPass(Pass& pass) {
                  << config_.retry_interval << ", "
                  << static_cast<int>(rows.size()) - retried
                  << " FAILED): " << applied;
+    return absl::OkStatus();
+  };
+
+  for (const auto& [coupon_id, rows] : by_coupon) {
+    RETURN_IF_ERROR(conn.Exec("SAVEPOINT coupon_group").status());
+    // Lock the coupon and apply the oldest rows its stock still covers; only
+    // the copies beyond it fail: those are the ones issued over the stock
+    // (e.g. by a Redis that lost its data), one FAILED row per extra copy.
+    absl::StatusOr<pg::Result> stock =
+        conn.Exec("SELECT remaining_quantity FROM coupons WHERE coupon_id = $1"
+                  " FOR UPDATE",
+                  {absl::StrCat(coupon_id)});
+    size_t fit = rows.size();
+    if (stock.ok() && stock->rows() == 1) {
+      fit = static_cast<size_t>(std::clamp<int64_t>(
+          stock->GetInt64(0, 0), 0, static_cast<int64_t>(rows.size())));
+    }
+    const std::vector<ClaimedRow> covered(rows.begin(), rows.begin() + fit);
+    const std::vector<ClaimedRow> excess(rows.begin() + fit, rows.end());
+    absl::Status applied = stock.status();
+    if (applied.ok() && !covered.empty()) {
+      std::vector<int64_t> ids;
+      ids.reserve(covered.size());
+      for (const ClaimedRow& r : covered) ids.push_back(r.outbox_id);
+      applied = TakeStock(conn, coupon_id, ids);
+    }
+    if (applied.ok()) {
+      RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
+      pass.stats.done += static_cast<int>(covered.size());
+      if (!excess.empty()) {
+        RETURN_IF_ERROR(charge(
+            coupon_id, excess,
+            absl::FailedPreconditionError(absl::StrCat(
+                "coupon ", coupon_id, " has no stock left in PostgreSQL for ",
+                excess.size(), " more issued copies: issued beyond the stock"))));
+      }
+      continue;
+    }
+    // The connection is gone: nothing of this pass is committed and no row
+    // loses an attempt to the outage.
+    if (applied.code() == absl::StatusCode::kUnavailable || !conn.healthy()) {
+      return applied;
+    }
+    // Anything else is this coupon's failure (a lock wait cancelled, ...):
+    // undo its part, charge its rows an attempt, and go on with the others.
+    RETURN_IF_ERROR(conn.Exec("ROLLBACK TO SAVEPOINT coupon_group").status());
+    RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
+    RETURN_IF_ERROR(charge(coupon_id, rows, applied));
   }
   return absl::OkStatus();
 }

@@ -232,10 +232,11 @@ TEST_F(OutboxSchedulerTest, TwoSchedulersProcessEachRowExactlyOnce) {
   EXPECT_EQ(after->claimed, 0);
 }
 
-// Redis issued 3 copies where PostgreSQL has 1 left: the CHECK
-// remaining_quantity >= 0 refuses the decrement every time, until the rows
-// run out of attempts; the other coupon of the same passes is unaffected.
-TEST_F(OutboxSchedulerTest, CouponWithoutStockFailsAfterMaxAttemptsAlone) {
+// Redis issued 3 copies where PostgreSQL has 1 left: the oldest row takes
+// the last copy, and only the 2 copies issued beyond the stock are retried,
+// then FAILED once out of attempts, one FAILED row per extra copy; the other
+// coupon of the same passes is unaffected.
+TEST_F(OutboxSchedulerTest, CopiesBeyondTheStockFailAfterMaxAttemptsAlone) {
   const int64_t short_coupon = CreateCoupon(1, 10);
   const int64_t fine_coupon = CreateCoupon(100, 100);
   Issue(short_coupon, 3);
@@ -250,22 +251,23 @@ TEST_F(OutboxSchedulerTest, CouponWithoutStockFailsAfterMaxAttemptsAlone) {
     Issue(fine_coupon, 2);
     absl::StatusOr<PassStats> pass = scheduler->RunOnce();
     ASSERT_THAT(pass, IsOk());
-    EXPECT_EQ(pass->claimed, 5);
+    EXPECT_EQ(pass->claimed, attempt == 1 ? 5 : 4);
     EXPECT_EQ(pass->coupons, 2);
-    EXPECT_EQ(pass->done, 2);
-    EXPECT_EQ(pass->retried, attempt < 3 ? 3 : 0);
-    EXPECT_EQ(pass->failed, attempt < 3 ? 0 : 3);
+    EXPECT_EQ(pass->done, attempt == 1 ? 3 : 2);
+    EXPECT_EQ(pass->retried, attempt < 3 ? 2 : 0);
+    EXPECT_EQ(pass->failed, attempt < 3 ? 0 : 2);
+    EXPECT_EQ(Rows(short_coupon, "state = 'DONE' AND attempts = 1"), 1);
     EXPECT_EQ(
         Rows(short_coupon,
              absl::StrCat("attempts = ", attempt,
-                          " AND last_error LIKE '%remaining_within_total%'")),
-        3);
+                          " AND last_error LIKE '%issued beyond the stock%'")),
+        2);
     EXPECT_EQ(
         Rows(short_coupon,
              attempt < 3 ? "state = 'PENDING' AND processed_at IS NULL"
                          : "state = 'FAILED' AND processed_at IS NOT NULL"),
-        3);
-    EXPECT_EQ(Remaining(short_coupon), 1);
+        2);
+    EXPECT_EQ(Remaining(short_coupon), 0);
     EXPECT_EQ(Remaining(fine_coupon), 100 - 2 * attempt);
   }
 
@@ -275,9 +277,9 @@ TEST_F(OutboxSchedulerTest, CouponWithoutStockFailsAfterMaxAttemptsAlone) {
 
   const OutboxScheduler::Counters& counters = scheduler->counters();
   EXPECT_EQ(counters.failed.load(), Rows(short_coupon, "state = 'FAILED'"));
-  EXPECT_EQ(counters.failed.load(), 3);
-  EXPECT_EQ(counters.retried.load(), 6);
-  EXPECT_EQ(counters.done.load(), 6);
+  EXPECT_EQ(counters.failed.load(), 2);
+  EXPECT_EQ(counters.retried.load(), 4);
+  EXPECT_EQ(counters.done.load(), 7);
   EXPECT_EQ(Rows(fine_coupon, "state = 'DONE'"), 6);
 }
 
