@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/events/event_codec.h"
 #include "common/kafka/producer.h"
 #include "common/pg/pg.h"
 #include "gateway/coupon_cache.h"
@@ -78,7 +79,9 @@ struct GatewayServer::Parts {
   std::unique_ptr<CouponCache> coupons;
   std::unique_ptr<ResultHub> hub;
   std::unique_ptr<kafka::Producer> producer;
-  std::unique_ptr<ResultListener> listener;
+  // Both feed the hub, so they are declared after it: destroyed first.
+  std::unique_ptr<ResultListener> listener;   // kafka mode's result feed
+  std::unique_ptr<redis::Subscriber> results;  // redis mode's result feed
   std::unique_ptr<Issuer> issuer;
   std::unique_ptr<IssueService> issue;
   std::unique_ptr<CouponGrpcService> service;
@@ -148,6 +151,12 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
         p.redis.get(), p.pool.get(), p.hub.get(), config.redis_record_ttl);
     p.redis_store = std::make_unique<RedisAwareStore>(p.store.get(),
                                                       p.redis_issuer.get());
+    p.results = std::make_unique<redis::Subscriber>(
+        redis_config, kResultChannel, [hub = p.hub.get()](const std::string& payload) {
+          absl::StatusOr<IssueResult> result = DecodeIssueResult(payload);
+          if (result.ok()) hub->Publish(*result);
+        });
+    p.results->Start();
     store = p.redis_store.get();
   }
   Issuer* issuer = p.issuer ? p.issuer.get() : p.redis_issuer.get();
@@ -198,8 +207,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
 void GatewayServer::Wait() { server_->Wait(); }
 
 bool GatewayServer::ready() const {
-  // Redis mode has no result topic to catch up with.
-  return !parts_->listener || parts_->listener->ready();
+  // Kafka mode: caught up with the result topic; Redis mode: subscribed to
+  // the result channel.
+  if (parts_->listener) return parts_->listener->ready();
+  return parts_->results && parts_->results->subscribed();
 }
 
 void GatewayServer::Shutdown(absl::Duration grace) {

@@ -63,8 +63,9 @@ class GatewayServer {
 
   // The port actually bound (useful with ":0").
   int port() const { return port_; }
-  // True once the result listener reads every partition; until then the
-  // health service says NOT_SERVING, so no watch can miss a result.
+  // True once the gateway receives every result (Kafka mode: its listener has
+  // caught up with the result topic; Redis mode: it is subscribed to the
+  // result channel); until then the health service says NOT_SERVING.
   bool ready() const;
   void Wait();
   // Turns health NOT_SERVING, stops taking calls, ends open streams.

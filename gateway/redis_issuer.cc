@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/events/event_codec.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 
@@ -150,7 +151,16 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
       result->user_coupon_id = *id;
     }
   }
-  if (tag == "DECIDED") hub_->Publish(*result);
+  if (tag == "DECIDED") {
+    hub_->Publish(*result);
+    // For the other gateways' watchers; a lost message costs them only a live
+    // notification (request-id watches read Redis and PostgreSQL).
+    absl::StatusOr<redis::Reply> published =
+        redis_->Command({"PUBLISH", kResultChannel, EncodeIssueResult(*result)});
+    if (!published.ok()) {
+      LOG_EVERY_N(WARNING, 100) << published.status();
+    }
+  }
   answer.outcome = result->outcome;
   answer.user_coupon_id = result->user_coupon_id;
   done(answer);

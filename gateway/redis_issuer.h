@@ -19,6 +19,10 @@ std::string QueueKey(int64_t coupon_id);                             // coupon:q
 std::string IssuedKey(int64_t coupon_id, const std::string& user);   // coupon:issued:{id}:{user}
 std::string LimitKey(int64_t coupon_id);                             // coupon:limit:{id}
 std::string RequestKey(const std::string& request_id);               // coupon:request:{request_id}
+// Every gateway publishes the results it decides here and subscribes to it,
+// so live watches by user or coupon see the decisions of all gateways (the
+// Redis mode's counterpart of the topic coupon-issue-result).
+inline constexpr char kResultChannel[] = "coupon:results";
 
 /// Decides on the spot in Redis with one Lua script (rank, duplicate and
 /// limit checks and the updates in one atomic step), then writes an issued

@@ -1,5 +1,7 @@
 #include "common/redis/connection.h"
 
+#include <poll.h>
+
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <sys/socket.h>
@@ -182,6 +184,33 @@ bool Connection::PeerClosed() const {
   // Nothing to read is the only good answer: 0 is EOF, and unsolicited
   // bytes would put the reply stream out of step.
   return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+absl::StatusOr<std::optional<Reply>> Connection::Receive(absl::Duration wait) {
+  void* raw = nullptr;
+  // A reply may already sit in hiredis' buffer; else wait for the socket.
+  if (redisGetReplyFromReader(ctx_, &raw) == REDIS_OK && raw == nullptr) {
+    pollfd readable{ctx_->fd, POLLIN, 0};
+    const int ready = poll(&readable, 1,
+                           static_cast<int>(absl::ToInt64Milliseconds(wait)));
+    if (ready == 0) return std::optional<Reply>();
+    errno = 0;
+    if (ready < 0 || redisBufferRead(ctx_) != REDIS_OK) {
+      return ToStatus(Stage::kCommand, addr_, ctx_, errno, command_timeout_, "");
+    }
+    if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) raw = nullptr;
+  }
+  if (ctx_->err != 0) {
+    return ToStatus(Stage::kCommand, addr_, ctx_, errno, command_timeout_, "");
+  }
+  if (raw == nullptr) return std::optional<Reply>();
+  Reply reply;
+  const bool converted = Convert(*static_cast<redisReply*>(raw), &reply);
+  freeReplyObject(raw);
+  if (!converted) {
+    return absl::InternalError(absl::StrCat("redis: unexpected reply from ", addr_));
+  }
+  return std::optional<Reply>(std::move(reply));
 }
 
 absl::StatusOr<Reply> Connection::Command(

@@ -4,6 +4,7 @@
 // hands connections out. Internal to redis_lib; use Client (redis.h).
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ class Connection {
   // A Redis error reply is a Reply of type kError; a failed status means the
   // connection is broken (see healthy()).
   absl::StatusOr<Reply> Command(const std::vector<std::string>& argv);
+
+  // Waits up to `wait` for the next reply the server pushes (pub/sub
+  // messages after SUBSCRIBE). nullopt when none came; a failed status means
+  // the connection is broken.
+  absl::StatusOr<std::optional<Reply>> Receive(absl::Duration wait);
 
   // False after an I/O or protocol error: the reply stream may be out of
   // step (a late reply to a timed-out command), so the socket is not reused.

@@ -4,8 +4,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/redis/connection.h"
 #include "common/redis/sha1.h"
+#include "glog/logging.h"
 
 namespace coupon::redis {
 namespace {
@@ -90,6 +92,55 @@ absl::StatusOr<Reply> Client::Eval(const Script& script,
         script.sha1()));
   }
   return (*lease)->Command(argv);
+}
+
+Subscriber::Subscriber(RedisConfig config, std::string channel,
+                       OnMessage on_message)
+    : config_(std::move(config)),
+      channel_(std::move(channel)),
+      on_message_(std::move(on_message)) {}
+
+Subscriber::~Subscriber() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void Subscriber::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void Subscriber::Run() {
+  while (!stop_.load()) {
+    absl::StatusOr<std::unique_ptr<Connection>> conn = Connection::Connect(config_);
+    absl::Status status = conn.status();
+    if (conn.ok()) {
+      absl::StatusOr<Reply> subscribed = (*conn)->Command({"SUBSCRIBE", channel_});
+      status = subscribed.status();
+      if (subscribed.ok() && subscribed->type == Reply::Type::kError) {
+        status = absl::FailedPreconditionError(
+            absl::StrCat("redis: SUBSCRIBE ", channel_, ": ", subscribed->str));
+      }
+    }
+    if (status.ok()) {
+      subscribed_.store(true);
+      while (!stop_.load()) {
+        absl::StatusOr<std::optional<Reply>> pushed =
+            (*conn)->Receive(absl::Milliseconds(100));
+        if (!pushed.ok()) {
+          status = pushed.status();
+          break;
+        }
+        // ["message", channel, payload]
+        if (*pushed && (*pushed)->type == Reply::Type::kArray &&
+            (*pushed)->elements.size() == 3 && (*pushed)->elements[0].str == "message") {
+          on_message_((*pushed)->elements[2].str);
+        }
+      }
+      subscribed_.store(false);
+    }
+    if (stop_.load()) break;
+    LOG(WARNING) << "redis subscriber of " << channel_ << ": " << status
+                 << "; reconnecting";
+    for (int i = 0; i < 10 && !stop_.load(); ++i) absl::SleepFor(absl::Milliseconds(100));
+  }
 }
 
 }  // namespace coupon::redis

@@ -4,9 +4,12 @@
 // StatusOr, hiredis failures mapped to canonical codes in one place (ToStatus
 // in connection.cc). This header includes no hiredis.
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -81,6 +84,32 @@ class Client {
 
   const absl::Duration command_timeout_;
   std::unique_ptr<Pool> pool_;
+};
+
+/// Receives the messages of one pub/sub channel on a connection of its own,
+/// from its own thread, and hands each payload to `on_message` there. It
+/// reconnects after errors; messages published while it is disconnected are
+/// not received (pub/sub keeps nothing). Start once; the destructor stops and
+/// joins the thread.
+class Subscriber {
+ public:
+  using OnMessage = std::function<void(const std::string& payload)>;
+
+  Subscriber(RedisConfig config, std::string channel, OnMessage on_message);
+  ~Subscriber();
+  void Start();
+  // True while subscribed.
+  bool subscribed() const { return subscribed_.load(); }
+
+ private:
+  void Run();
+
+  const RedisConfig config_;
+  const std::string channel_;
+  const OnMessage on_message_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> subscribed_{false};
+  std::thread thread_;
 };
 
 }  // namespace coupon::redis

@@ -85,6 +85,28 @@ TEST_F(RedisIssuerTest, ResultsOfEveryOutcomeCanBeWatchedAndPolled) {
   EXPECT_EQ(polled.user_id(), "b");
 }
 
+TEST_F(RedisIssuerTest, CouponWatchSeesDecisionsOfOtherGateways) {
+  const int64_t coupon = stack_.CreateCoupon(2).coupon_id();
+  const int other = stack_.AddGateway(absl::Minutes(1), "redis");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::WatchIssueResultsRequest by_coupon;
+  by_coupon.set_coupon_id(coupon);
+  auto reader = stack_.stub(0).WatchIssueResults(&ctx, by_coupon);
+  reader->WaitForInitialMetadata();
+
+  const std::string id = absl::StrCat("redis-fanout-", coupon);
+  ASSERT_EQ(Issue(coupon, "fan", id, other).response.outcome(),
+            v1::ISSUE_OUTCOME_ISSUED);
+  v1::IssueResult seen;
+  ASSERT_TRUE(reader->Read(&seen)) << "no result reached the first gateway";
+  EXPECT_EQ(seen.request_id(), id);
+  EXPECT_EQ(seen.outcome(), v1::ISSUE_OUTCOME_ISSUED);
+  EXPECT_GT(seen.user_coupon_id(), 0);
+  ctx.TryCancel();
+  reader->Finish();
+}
+
 TEST(RedisDownTest, IssueFailsUnavailableAndWritesNothing) {
   // A gateway whose Redis does not answer (nothing listens on port 1).
   gateway::GatewayConfig config;
