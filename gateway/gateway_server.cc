@@ -218,6 +218,9 @@ void GatewayServer::Shutdown(absl::Duration grace) {
   if (readiness_.joinable()) readiness_.join();
   if (!server_) return;
   server_->GetHealthCheckService()->SetServingStatus(false);
+  // Open watches would otherwise hold the shutdown for the whole grace and
+  // then end CANCELLED; ended now with UNAVAILABLE, clients move on at once.
+  parts_->hub->ShutdownWatchers();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
 }
 

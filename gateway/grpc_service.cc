@@ -113,6 +113,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
     }
   }
 
+  void OnShutdown() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "gateway shutting down; watch again on another "
+                              "gateway, no result is lost"));
+  }
+
   void OnCancel() override {
     std::lock_guard<std::mutex> lock(mu_);
     FinishLocked(grpc::Status::CANCELLED);

@@ -130,6 +130,11 @@ void ResultHub::Unwatch(ResultWatcher* watcher) {
   registrations_.erase(it);
 }
 
+void ResultHub::ShutdownWatchers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [watcher, unused] : registrations_) watcher->OnShutdown();
+}
+
 size_t ResultHub::watcher_count() const {
   std::lock_guard<std::mutex> lock(mu_);
   return registrations_.size();

@@ -24,6 +24,9 @@ class ResultWatcher {
  public:
   virtual ~ResultWatcher() = default;
   virtual void OnResult(const IssueResult& result) = 0;
+  // The gateway is shutting down: no more results will come. Same rules as
+  // OnResult.
+  virtual void OnShutdown() = 0;
 };
 
 struct HubLimits {
@@ -73,6 +76,10 @@ class ResultHub {
   void Unwatch(ResultWatcher* watcher);
 
   size_t watcher_count() const;
+
+  // Tells every registered watcher the gateway is shutting down (they stay
+  // registered until they Unwatch).
+  void ShutdownWatchers();
 
  private:
   struct Registrations {

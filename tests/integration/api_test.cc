@@ -2,6 +2,7 @@
 // for watches opened after the fact and on another gateway, reads.
 
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/issuance_stack.h"
@@ -235,6 +236,26 @@ TEST_F(ApiTest, CouponOutsideItsWindowIsNotIssued) {
   ASSERT_TRUE(Call(&S::IssueCoupon, issue, &out).ok());
   EXPECT_EQ(out.outcome(), v1::ISSUE_OUTCOME_NOT_STARTED);
   EXPECT_FALSE(out.request_id().empty());
+}
+
+TEST_F(ApiTest, ShutdownEndsOpenWatchesWithUnavailable) {
+  // A gateway of its own, so stopping it leaves the suite's gateway alone.
+  const int gw = stack_->AddGateway();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  v1::WatchIssueResultsRequest req;
+  req.add_request_ids("never-decided-anywhere");
+  auto reader = stack_->stub(gw).WatchIssueResults(&ctx, req);
+  reader->WaitForInitialMetadata();
+  const absl::Time start = absl::Now();
+  std::thread stopper([&] { stack_->StopGateway(gw); });
+  v1::IssueResult r;
+  EXPECT_FALSE(reader->Read(&r));
+  grpc::Status s = reader->Finish();
+  stopper.join();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("another gateway"));
+  LOG(INFO) << "watch ended " << absl::Now() - start << " after the shutdown began";
 }
 
 TEST_F(ApiTest, SecondGatewayOnABusyPortFailsToStart) {

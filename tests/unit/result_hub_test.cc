@@ -24,7 +24,9 @@ IssueResult Result(std::string id, int64_t coupon, std::string user,
 class Recorder : public ResultWatcher {
  public:
   void OnResult(const IssueResult& r) override { ids.push_back(r.request_id); }
+  void OnShutdown() override { ++shutdowns; }
   std::vector<std::string> ids;
+  int shutdowns = 0;
 };
 
 TEST(ResultHub, PrecheckKnowsNothingAtFirst) {
@@ -108,6 +110,19 @@ TEST(ResultHub, WatchersGetTheirResultsAndNothingAfterUnwatch) {
   hub.Publish(Result("r3", 2, "u", Outcome::kIssued));
   EXPECT_THAT(by_id.ids, ElementsAre("r1"));
   EXPECT_THAT(by_coupon.ids, ElementsAre("r2"));
+}
+
+TEST(ResultHub, ShutdownReachesEveryRegisteredWatcherOnce) {
+  ResultHub hub;
+  Recorder a, b, gone;
+  hub.WatchRequests({"r1", "r2"}, &a);
+  hub.WatchCoupon(7, &b);
+  hub.WatchUser("u", &gone);
+  hub.Unwatch(&gone);
+  hub.ShutdownWatchers();
+  EXPECT_EQ(a.shutdowns, 1);
+  EXPECT_EQ(b.shutdowns, 1);
+  EXPECT_EQ(gone.shutdowns, 0);
 }
 
 TEST(ResultHub, UnwatchOfAnUnknownWatcherIsHarmless) {
