@@ -1,6 +1,7 @@
 #include "issuer-worker/batch_processor.h"
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -13,14 +14,14 @@ namespace coupon::worker {
 namespace {
 
 /// Counts delivery callbacks of one batch. Callbacks run on the producer's
-/// thread; Wait runs on the worker's. Shared so a late callback after a
-/// timed-out Wait still has something to call.
-class Acks {
+/// thread; Wait runs on the worker's. Each callback holds a reference, so a
+/// late one after a timed-out Wait still has something to call.
+class Acks : public std::enable_shared_from_this<Acks> {
  public:
   EventPublisher::DeliveryCallback Expect() {
     std::lock_guard<std::mutex> lock(mu_);
     ++outstanding_;
-    return [self = this](absl::Status s) { self->Done(std::move(s)); };
+    return [self = shared_from_this()](absl::Status s) { self->Done(std::move(s)); };
   }
 
   absl::Status Wait(absl::Time deadline) {
@@ -107,20 +108,17 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   auto acks = std::make_shared<Acks>();
   const absl::Time deadline = clock_() + publish_timeout;
   for (const IssueResult& result : decision.results) {
-    auto cb = acks->Expect();
     publisher_->Publish(topics_.result, CouponKey(result.coupon_id),
-                        EncodeIssueResult(result), deadline,
-                        [acks, cb](absl::Status s) { cb(std::move(s)); });
+                        EncodeIssueResult(result), deadline, acks->Expect());
     if (result.outcome == Outcome::kIssued) ++stats->issued;
   }
   for (const auto& [index, reason] : dead) {
     const RawEvent& e = events[index];
     LOG(WARNING) << "dead letter: " << e.topic << "/" << e.partition << "@"
                  << e.offset << ": " << reason;
-    auto cb = acks->Expect();
     publisher_->Publish(topics_.dead_letter, e.key,
                         DeadLetterPayload(e, reason, now), deadline,
-                        [acks, cb](absl::Status s) { cb(std::move(s)); });
+                        acks->Expect());
   }
   stats->decided = decision.fresh.size();
   stats->republished = decision.results.size() - decision.fresh.size();

@@ -18,14 +18,11 @@ absl::Status PgIssuanceStore::Connect() {
 absl::StatusOr<BatchDecision> PgIssuanceStore::DecideAndStore(
     const std::vector<IssueRequest>& requests, UnixMicros now) {
   RETURN_IF_ERROR(Connect());
-  RETURN_IF_ERROR(conn_->Exec("BEGIN").status());
-  absl::StatusOr<BatchDecision> decision = InTransaction(*conn_, requests, now);
-  absl::Status status = decision.status();
-  if (status.ok()) status = conn_->Exec("COMMIT").status();
-  if (!status.ok()) {
-    (void)conn_->Exec("ROLLBACK");
-    return status;
-  }
+  BatchDecision decision;
+  RETURN_IF_ERROR(pg::InTransaction(*conn_, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(decision, InTransaction(*conn_, requests, now));
+    return absl::OkStatus();
+  }));
   return decision;
 }
 
