@@ -69,19 +69,47 @@ std::optional<size_t> Plan::RequestNumber(absl::string_view request_id) const {
 }
 
 Plan MakePlan(std::string run_id, std::vector<int64_t> coupon_ids,
-              uint32_t users, uint64_t requests, uint32_t repeat,
-              uint64_t seed) {
+              const PlanSpec& spec) {
   Plan plan;
   plan.run_id = std::move(run_id);
   plan.coupon_ids = std::move(coupon_ids);
-  const uint64_t wanted_users = (requests + repeat - 1) / repeat;
-  plan.users = static_cast<uint32_t>(std::min<uint64_t>(users, wanted_users));
-  plan.user_of.resize(requests);
-  for (uint64_t n = 0; n < requests; ++n) {
-    plan.user_of[n] = static_cast<uint32_t>(n % plan.users);
+  std::mt19937_64 rng(spec.seed);
+  auto new_request = [&plan](uint32_t user) {
+    plan.user_of.push_back(user);
+    return static_cast<uint32_t>(plan.user_of.size() - 1);
+  };
+
+  for (uint32_t u = 0; u < spec.presell; ++u) {
+    plan.call_request.push_back(new_request(u));
   }
-  std::mt19937_64 rng(seed);
-  std::shuffle(plan.user_of.begin(), plan.user_of.end(), rng);
+  std::shuffle(plan.call_request.begin(), plan.call_request.end(), rng);
+  plan.presell_calls = plan.call_request.size();
+
+  // Call c of the measured phase is call k = c / users of user c % users:
+  // k = 0 sends the user's first id, 1..resend send it again, later k new ids.
+  const uint64_t per_user = uint64_t{spec.repeat} + spec.resend;
+  const uint32_t users = static_cast<uint32_t>(
+      std::min<uint64_t>(spec.users, (spec.calls + per_user - 1) / per_user));
+  std::vector<uint32_t> first_request(users);
+  std::vector<uint32_t> measured;
+  measured.reserve(spec.calls);
+  for (uint64_t c = 0; c < spec.calls; ++c) {
+    const uint32_t u = static_cast<uint32_t>(c % users);
+    const uint64_t k = c / users;
+    const uint32_t user = spec.presell + u;
+    if (k == 0) {
+      first_request[u] = new_request(user);
+      measured.push_back(first_request[u]);
+    } else if (k <= spec.resend) {
+      measured.push_back(first_request[u]);
+    } else {
+      measured.push_back(new_request(user));
+    }
+  }
+  std::shuffle(measured.begin(), measured.end(), rng);
+  plan.call_request.insert(plan.call_request.end(), measured.begin(),
+                           measured.end());
+  plan.users = spec.presell + users;
   return plan;
 }
 
@@ -89,31 +117,63 @@ Plan MakePlan(std::string run_id, std::vector<int64_t> coupon_ids,
 // Ledger
 
 Ledger::Ledger(const Plan* plan)
-    : plan_(plan), slots_(new Slot[plan->size()]) {}
+    : plan_(plan),
+      slots_(new Slot[plan->size()]),
+      calls_(new CallSlot[plan->calls()]) {}
 
-void Ledger::RecordSent(size_t n, int64_t ns) {
-  slots_[n].sent_ns.store(ns, std::memory_order_relaxed);
+void Ledger::RecordSent(size_t call, int64_t ns) {
+  calls_[call].sent_ns.store(ns, std::memory_order_relaxed);
+  int64_t unsent = 0;
+  slots_[plan_->call_request[call]].sent_ns.compare_exchange_strong(unsent, ns);
   sent_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Ledger::RecordAnswer(size_t n, int64_t ns, int grpc_code, int outcome,
+void Ledger::RecordAnswer(size_t call, int64_t ns, int grpc_code, int outcome,
                           int64_t user_coupon_id) {
-  Slot& slot = slots_[n];
-  slot.answered_ns.store(ns, std::memory_order_relaxed);
+  CallSlot& cs = calls_[call];
+  const int16_t answer = grpc_code != 0 ? static_cast<int16_t>(-grpc_code)
+                                        : static_cast<int16_t>(outcome);
+  cs.answer.store(answer, std::memory_order_relaxed);
+  cs.answered_ns.store(ns, std::memory_order_relaxed);
   if (grpc_code != 0) {
-    slot.answer.store(static_cast<int16_t>(-grpc_code), std::memory_order_relaxed);
     errors_.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    slot.answer.store(static_cast<int16_t>(outcome), std::memory_order_relaxed);
-    slot.answer_ucid.store(user_coupon_id, std::memory_order_relaxed);
-    if (outcome == v1::ISSUE_OUTCOME_ACCEPTED) {
-      accepted_.fetch_add(1, std::memory_order_relaxed);
-      MarkAndMatch(slot, kAccepted);
-    } else {
-      final_at_gateway_.fetch_add(1, std::memory_order_relaxed);
+  } else if (outcome != v1::ISSUE_OUTCOME_ACCEPTED) {
+    final_at_gateway_.fetch_add(1, std::memory_order_relaxed);
+  }
+  const size_t n = plan_->call_request[call];
+  int64_t unanswered = 0;
+  slots_[n].answered_ns.compare_exchange_strong(unanswered, ns);
+  MergeAnswer(n, answer, user_coupon_id);
+  answered_.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The request's answer: ACCEPTED once any call was (the request went to the
+// issuer), else the first final answer, else the first error.
+void Ledger::MergeAnswer(size_t n, int16_t answer, int64_t user_coupon_id) {
+  Slot& slot = slots_[n];
+  constexpr int16_t kAcceptedAnswer = v1::ISSUE_OUTCOME_ACCEPTED;
+  int16_t seen = slot.answer.load();
+  while (true) {
+    int16_t merged = seen;
+    if (answer == kAcceptedAnswer) {
+      merged = kAcceptedAnswer;
+    } else if (answer > 0 && seen <= 0) {
+      merged = answer;
+    } else if (answer < 0 && seen == 0) {
+      merged = answer;
+    } else if (answer > 0 && seen > 0 && seen != kAcceptedAnswer &&
+               seen != answer) {
+      conflicting_.fetch_add(1);
+      Note(absl::StrCat("two different answers for ", plan_->RequestId(n), ": ",
+                        OutcomeName(seen), " then ", OutcomeName(answer)));
+    }
+    if (merged == seen) break;
+    if (slot.answer.compare_exchange_weak(seen, merged)) {
+      if (merged > 0) slot.answer_ucid.store(user_coupon_id, std::memory_order_relaxed);
+      break;
     }
   }
-  answered_.fetch_add(1, std::memory_order_relaxed);
+  if (answer == kAcceptedAnswer) MarkAndMatch(slot, kAccepted);
 }
 
 void Ledger::RecordResult(const v1::IssueResult& result, Via via, int64_t ns) {
@@ -163,9 +223,13 @@ void Ledger::RecordResult(const v1::IssueResult& result, Via via, int64_t ns) {
 
 void Ledger::MarkAndMatch(Slot& slot, uint8_t bit) {
   // Whichever of (ACCEPTED answer, result) comes second completes the pair:
-  // a result may well arrive on the stream before the call's answer.
+  // a result may well arrive on the stream before the call's answer. A
+  // request answered ACCEPTED twice (a resend) counts once.
   const uint8_t other = bit == kAccepted ? kResult : kAccepted;
-  if (slot.flags.fetch_or(bit) & other) matched_.fetch_add(1);
+  const uint8_t before = slot.flags.fetch_or(bit);
+  if (before & bit) return;
+  if (bit == kAccepted) accepted_.fetch_add(1, std::memory_order_relaxed);
+  if (before & other) matched_.fetch_add(1);
 }
 
 void Ledger::Note(std::string note) {
@@ -216,91 +280,165 @@ Ledger::Entry Ledger::entry(size_t n) const {
   return e;
 }
 
+Ledger::CallEntry Ledger::call(size_t c) const {
+  const CallSlot& cs = calls_[c];
+  CallEntry e;
+  e.sent_ns = cs.sent_ns.load();
+  e.answered_ns = cs.answered_ns.load();
+  const int16_t answer = cs.answer.load();
+  if (answer < 0) {
+    e.error_code = -answer;
+  } else {
+    e.answer = answer;
+  }
+  return e;
+}
+
 // ---------------------------------------------------------------------------
 // IssueDriver
 
 struct IssueDriver::Call {
-  size_t n;
+  size_t c;
   int64_t sent_ns;
-  grpc::ClientContext ctx;
+  int attempt = 0;
+  std::unique_ptr<grpc::ClientContext> ctx;
   v1::IssueCouponRequest request;
   v1::IssueCouponResponse response;
 };
 
-IssueDriver::IssueDriver(v1::CouponService::Stub* stub, const Plan* plan,
-                         Ledger* ledger, DriverOptions options)
-    : stub_(stub), plan_(plan), ledger_(ledger), options_(options) {}
+IssueDriver::IssueDriver(std::vector<v1::CouponService::Stub*> stubs,
+                         const Plan* plan, Ledger* ledger, DriverOptions options)
+    : stubs_(std::move(stubs)), plan_(plan), ledger_(ledger), options_(options) {
+  CHECK(!stubs_.empty());
+  retry_thread_ = std::thread([this] { RetryLoop(); });
+}
 
-void IssueDriver::Run() {
-  const size_t total = plan_->size();
-  if (total == 0) return;
+IssueDriver::~IssueDriver() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  retry_cv_.notify_all();
+  retry_thread_.join();
+}
+
+void IssueDriver::Run(size_t begin, size_t end) {
+  end = std::min(end, plan_->calls());
+  if (begin >= end) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    remaining_ = end - begin;
+  }
+  end_.store(end);
   if (options_.rate <= 0) {
     // Closed loop: `concurrency` calls in flight; each answer starts the next.
-    const size_t first = std::min<size_t>(options_.concurrency, total);
+    const size_t first = std::min<size_t>(begin + options_.concurrency, end);
     next_.store(first);
-    for (size_t n = 0; n < first; ++n) Start(n, NowNs());
+    for (size_t c = begin; c < first; ++c) Start(c, NowNs());
   } else {
-    // Open loop: call n is due at start + n / rate whatever the answers do.
-    // Latency counts from when the call was due, so a client that falls
-    // behind shows it instead of hiding it (no coordinated omission).
+    // Open loop: call c is due at start + (c - begin) / rate whatever the
+    // answers do. Latency counts from when the call was due, so a client that
+    // falls behind shows it instead of hiding it (no coordinated omission).
     const int64_t start = NowNs();
     const double ns_per_call = 1e9 / options_.rate;
-    size_t n = 0;
-    while (n < total) {
-      const int64_t now = NowNs();
+    auto due_ns = [&](size_t c) {
+      return start + static_cast<int64_t>((c - begin) * ns_per_call);
+    };
+    size_t c = begin;
+    while (c < end) {
       const size_t due = std::min<size_t>(
-          total, static_cast<size_t>((now - start) / ns_per_call) + 1);
-      for (; n < due; ++n) {
-        Start(n, start + static_cast<int64_t>(n * ns_per_call));
-      }
-      if (n < total) {
-        const int64_t wake = start + static_cast<int64_t>(n * ns_per_call);
+          end, begin + static_cast<size_t>((NowNs() - start) / ns_per_call) + 1);
+      for (; c < due; ++c) Start(c, due_ns(c));
+      if (c < end) {
         std::this_thread::sleep_for(
-            std::chrono::nanoseconds(std::max<int64_t>(wake - NowNs(), 0)));
+            std::chrono::nanoseconds(std::max<int64_t>(due_ns(c) - NowNs(), 0)));
       }
     }
   }
   std::unique_lock<std::mutex> lock(mu_);
-  all_done_.wait(lock, [&] { return done_ == total; });
+  all_done_.wait(lock, [&] { return remaining_ == 0; });
 }
 
-void IssueDriver::Start(size_t n, int64_t sent_ns) {
+void IssueDriver::Start(size_t c, int64_t sent_ns) {
   auto* call = new Call;
-  call->n = n;
+  call->c = c;
+  const size_t n = plan_->call_request[c];
   call->request.set_coupon_id(plan_->CouponOf(n));
   call->request.set_user_id(Plan::UserId(plan_->user_of[n]));
   call->request.set_request_id(plan_->RequestId(n));
-  call->ctx.set_deadline(std::chrono::system_clock::now() +
-                         absl::ToChronoMilliseconds(options_.deadline));
   RaiseMax(max_in_flight_, in_flight_.fetch_add(1) + 1);
   call->sent_ns = sent_ns;
-  ledger_->RecordSent(n, sent_ns);
-  stub_->async()->IssueCoupon(&call->ctx, &call->request, &call->response,
-                              [this, call](grpc::Status status) {
-                                OnDone(call, status);
-                              });
+  ledger_->RecordSent(c, sent_ns);
+  Send(call);
+}
+
+void IssueDriver::Send(Call* call) {
+  call->ctx = std::make_unique<grpc::ClientContext>();
+  call->ctx->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoMilliseconds(options_.deadline));
+  v1::CouponService::Stub* stub = stubs_[(call->c + call->attempt) % stubs_.size()];
+  stub->async()->IssueCoupon(call->ctx.get(), &call->request, &call->response,
+                             [this, call](grpc::Status status) {
+                               OnDone(call, status);
+                             });
 }
 
 void IssueDriver::OnDone(Call* call, const grpc::Status& status) {
   const int64_t now = NowNs();
-  in_flight_.fetch_sub(1);
-  if (status.ok()) {
-    ledger_->RecordAnswer(call->n, now, 0, call->response.outcome(),
-                          call->response.user_coupon_id());
-  } else {
-    VLOG(1) << "IssueCoupon " << call->request.request_id() << ": "
-            << StatusCodeName(status.error_code()) << " "
+  if (!status.ok()) {
+    VLOG(1) << "IssueCoupon " << call->request.request_id() << " attempt "
+            << call->attempt << ": " << StatusCodeName(status.error_code()) << " "
             << status.error_message();
-    ledger_->RecordAnswer(call->n, now, status.error_code(), 0, 0);
+    const bool retryable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    if (retryable && call->attempt < options_.retries) {
+      ++call->attempt;
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard<std::mutex> lock(mu_);
+      retry_queue_.emplace_back(
+          now + absl::ToInt64Nanoseconds(options_.retry_backoff), call);
+      retry_cv_.notify_all();
+      return;
+    }
+    ledger_->RecordAnswer(call->c, now, status.error_code(), 0, 0);
+  } else {
+    ledger_->RecordAnswer(call->c, now, 0, call->response.outcome(),
+                          call->response.user_coupon_id());
   }
+  Finish(call);
+}
+
+void IssueDriver::Finish(Call* call) {
   delete call;
+  in_flight_.fetch_sub(1);
   if (options_.rate <= 0) {
-    const size_t n = next_.fetch_add(1);
-    if (n < plan_->size()) Start(n, NowNs());
+    const size_t c = next_.fetch_add(1);
+    if (c < end_.load()) Start(c, NowNs());
   }
-  // Last: once done_ reaches the total, Run may return and destroy us.
+  // Last: once remaining_ reaches 0, Run may return and destroy us.
   std::lock_guard<std::mutex> lock(mu_);
-  if (++done_ == plan_->size()) all_done_.notify_all();
+  if (--remaining_ == 0) all_done_.notify_all();
+}
+
+void IssueDriver::RetryLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    if (retry_queue_.empty()) {
+      retry_cv_.wait(lock);
+      continue;
+    }
+    auto first = std::min_element(retry_queue_.begin(), retry_queue_.end());
+    const int64_t wait = first->first - NowNs();
+    if (wait > 0) {
+      retry_cv_.wait_for(lock, std::chrono::nanoseconds(wait));
+      continue;
+    }
+    Call* call = first->second;
+    retry_queue_.erase(first);
+    lock.unlock();
+    Send(call);
+    lock.lock();
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -373,8 +511,8 @@ bool CouponWatch::ended_early() const {
 // ---------------------------------------------------------------------------
 // Late results
 
-absl::Status FetchByRequestId(v1::CouponService::Stub* stub, const Plan& plan,
-                              const std::vector<size_t>& numbers,
+absl::Status FetchByRequestId(const std::vector<v1::CouponService::Stub*>& stubs,
+                              const Plan& plan, const std::vector<size_t>& numbers,
                               absl::Duration deadline_each, Ledger* ledger) {
   absl::Status first_error;
   for (size_t begin = 0; begin < numbers.size(); begin += kMaxIdsPerWatch) {
@@ -383,19 +521,25 @@ absl::Status FetchByRequestId(v1::CouponService::Stub* stub, const Plan& plan,
     for (size_t i = begin; i < end; ++i) {
       request.add_request_ids(plan.RequestId(numbers[i]));
     }
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     absl::ToChronoMilliseconds(deadline_each));
-    auto reader = stub->WatchIssueResults(&ctx, request);
-    v1::IssueResult result;
-    while (reader->Read(&result)) ledger->RecordResult(result, Via::kLate, NowNs());
-    grpc::Status status = reader->Finish();
-    if (!status.ok() && first_error.ok()) {
-      first_error = absl::Status(
+    absl::Status chunk_error;
+    for (v1::CouponService::Stub* stub : stubs) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(deadline_each));
+      auto reader = stub->WatchIssueResults(&ctx, request);
+      v1::IssueResult result;
+      while (reader->Read(&result)) ledger->RecordResult(result, Via::kLate, NowNs());
+      grpc::Status status = reader->Finish();
+      if (status.ok()) {
+        chunk_error = absl::OkStatus();
+        break;
+      }
+      chunk_error = absl::Status(
           static_cast<absl::StatusCode>(status.error_code()),
           absl::StrCat("watch of ", end - begin, " request ids: ",
                        status.error_message()));
     }
+    if (!chunk_error.ok() && first_error.ok()) first_error = chunk_error;
   }
   return first_error;
 }

@@ -14,17 +14,29 @@ namespace {
 const coupon::bench::FlashSaleConfig kDefaults;
 }
 
-ABSL_FLAG(std::string, target, kDefaults.target, "CouponService address.");
+ABSL_FLAG(std::string, target, kDefaults.target,
+          "CouponService address, or several comma-separated: calls go round "
+          "robin, a retry to the next one.");
 ABSL_FLAG(std::string, pg_dsn, kDefaults.pg_dsn,
           "PostgreSQL the invariants are checked in.");
-ABSL_FLAG(int64_t, coupons, kDefaults.coupons, "Coupons on sale at once.");
-ABSL_FLAG(int64_t, stock, kDefaults.stock, "Copies of each coupon.");
-ABSL_FLAG(int64_t, users, kDefaults.users,
-          "Users at most; user u asks for coupon u % coupons.");
-ABSL_FLAG(int64_t, requests, kDefaults.requests, "IssueCoupon calls in all.");
-ABSL_FLAG(int64_t, repeat, kDefaults.repeat,
-          "Calls per user, each with a new request id: min(users, "
-          "requests/repeat) users take part.");
+ABSL_FLAG(std::string, workload, kDefaults.workload,
+          "hot (1 coupon of 10000, 100000 users x 2 calls), spread (100 "
+          "coupons of 1000), retry (40000 users x 5 calls: one request id 3 "
+          "times, 2 new ones), soldout (10000 buyers first, then 100000 calls "
+          "measured). The size flags below override it; -1 keeps its value.");
+ABSL_FLAG(int64_t, coupons, -1, "Coupons on sale at once.");
+ABSL_FLAG(int64_t, stock, -1, "Copies of each coupon.");
+ABSL_FLAG(int64_t, users, -1,
+          "Users of the measured phase at most; user u asks for coupon u % "
+          "coupons.");
+ABSL_FLAG(int64_t, requests, -1, "IssueCoupon calls of the measured phase.");
+ABSL_FLAG(int64_t, repeat, -1, "Request ids per user, each new.");
+ABSL_FLAG(int64_t, resend, -1,
+          "Extra calls re-sending each user's first request id (a client "
+          "retrying with its idempotency key).");
+ABSL_FLAG(int64_t, presell, -1,
+          "Users who each call once and get their results before the "
+          "measured phase (a sold-out storm: set it to the stock).");
 ABSL_FLAG(std::string, issuer, kDefaults.issuer,
           "The gateway's issuer (kafka or redis), for the invariants; the same "
           "ISSUER variable scripts/services reads.");
@@ -34,6 +46,11 @@ ABSL_FLAG(double, rate, kDefaults.rate,
           "Open loop: calls started per second, whatever the answers do; 0 "
           "means closed loop.");
 ABSL_FLAG(absl::Duration, deadline, kDefaults.deadline, "Deadline of each call.");
+ABSL_FLAG(int64_t, retries, kDefaults.retries,
+          "Resend a call failing UNAVAILABLE or DEADLINE_EXCEEDED with the same "
+          "request id, on the next target, this many times at most.");
+ABSL_FLAG(absl::Duration, retry_backoff, kDefaults.retry_backoff,
+          "Wait before each resend.");
 ABSL_FLAG(absl::Duration, watch_timeout, kDefaults.watch_timeout,
           "After the last answer, how long to wait for the results of every "
           "ACCEPTED request before fetching the missing ones by request id.");
@@ -46,7 +63,17 @@ ABSL_FLAG(std::string, pids, "",
           "CPU accounting: name=pid,name=pid (a process and its children).");
 ABSL_FLAG(std::string, pid_files, "",
           "CPU accounting: name=path,... of files holding a pid.");
+ABSL_FLAG(bool, verify, kDefaults.verify,
+          "Watch results and check the invariants; false for a ceiling run "
+          "against bench/bare-grpc-server.");
+ABSL_FLAG(std::string, redis_addr, "",
+          "With --issuer=redis: read Redis' EVALSHA count for decisions/s.");
 ABSL_FLAG(std::string, json_out, "", "Also write the report as JSON here.");
+ABSL_FLAG(std::string, markdown_out, "",
+          "Also write the headline figures as a Markdown table here.");
+ABSL_FLAG(std::string, plot_data, "",
+          "Also write <prefix>.timeline.tsv and <prefix>.latency.tsv for "
+          "gnuplot.");
 
 int main(int argc, char** argv) {
   coupon::ParseFlagsWithEnv(
@@ -60,23 +87,26 @@ int main(int argc, char** argv) {
   coupon::bench::FlashSaleConfig config;
   config.target = absl::GetFlag(FLAGS_target);
   config.pg_dsn = absl::GetFlag(FLAGS_pg_dsn);
+  config.workload = absl::GetFlag(FLAGS_workload);
   config.coupons = absl::GetFlag(FLAGS_coupons);
   config.stock = absl::GetFlag(FLAGS_stock);
   config.users = absl::GetFlag(FLAGS_users);
   config.requests = absl::GetFlag(FLAGS_requests);
   config.repeat = absl::GetFlag(FLAGS_repeat);
+  config.resend = absl::GetFlag(FLAGS_resend);
+  config.presell = absl::GetFlag(FLAGS_presell);
   config.issuer = absl::GetFlag(FLAGS_issuer);
-  if (config.issuer != "kafka" && config.issuer != "redis") {
-    std::cerr << "--issuer: must be kafka or redis, got \"" << config.issuer << "\"\n";
-    return 2;
-  }
   config.concurrency = absl::GetFlag(FLAGS_concurrency);
   config.rate = absl::GetFlag(FLAGS_rate);
   config.deadline = absl::GetFlag(FLAGS_deadline);
+  config.retries = absl::GetFlag(FLAGS_retries);
+  config.retry_backoff = absl::GetFlag(FLAGS_retry_backoff);
   config.watch_timeout = absl::GetFlag(FLAGS_watch_timeout);
   config.watch_idle_timeout = absl::GetFlag(FLAGS_watch_idle_timeout);
   config.seed = absl::GetFlag(FLAGS_seed);
   config.progress = absl::GetFlag(FLAGS_progress);
+  config.verify = absl::GetFlag(FLAGS_verify);
+  config.redis_addr = absl::GetFlag(FLAGS_redis_addr);
   auto pids = coupon::bench::ParsePidList(absl::GetFlag(FLAGS_pids),
                                           absl::GetFlag(FLAGS_pid_files));
   if (!pids.ok()) {
@@ -84,7 +114,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.pids = *pids;
-  if (absl::Status s = config.Validate(); !s.ok()) {
+  if (absl::Status s = config.Resolve(); !s.ok()) {
     std::cerr << s.message() << "\n";
     return 2;
   }
@@ -103,7 +133,19 @@ int main(int argc, char** argv) {
       return 3;
     }
   }
-  if (!report->verification.ok()) {
+  if (const std::string path = absl::GetFlag(FLAGS_markdown_out); !path.empty()) {
+    if (absl::Status s = coupon::bench::WriteMarkdown(*report, path); !s.ok()) {
+      std::cerr << "--markdown_out: " << s.message() << "\n";
+      return 3;
+    }
+  }
+  if (const std::string prefix = absl::GetFlag(FLAGS_plot_data); !prefix.empty()) {
+    if (absl::Status s = coupon::bench::WritePlotData(*report, prefix); !s.ok()) {
+      std::cerr << "--plot_data: " << s.message() << "\n";
+      return 3;
+    }
+  }
+  if (report->verified && !report->verification.ok()) {
     std::cerr << "\n*** flashsale: INVARIANTS VIOLATED ***\n";
     for (const std::string& line : report->verification.violations) {
       std::cerr << "*** " << line << "\n";

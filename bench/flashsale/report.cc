@@ -18,6 +18,14 @@ double CpuPer1000(const CpuUsage& cpu, int64_t requests) {
   return requests > 0 ? cpu.seconds * 1000.0 / static_cast<double>(requests) : 0;
 }
 
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
 std::string Ms(int64_t us) { return absl::StrFormat("%.2f", us / 1000.0); }
 
 std::string LatencyLine(const LatencySummary& s, bool with_p999) {
@@ -103,18 +111,30 @@ std::string CountsLine(const std::map<std::string, int64_t>& counts) {
 
 void PrintReport(const RunReport& r, std::ostream& out) {
   const Ledger::Counters& c = r.counters;
-  out << "== flashsale " << r.run_id << " against " << r.target << "\n";
+  out << "== flashsale " << r.run_id << " against " << r.target << " ("
+      << r.workload << " workload, " << r.issuer << " issuer)\n";
   out << absl::StrFormat(
-      "setup      %d coupon(s) x stock %d; %d users x repeat %d; %d requests; "
-      "%s (max %d in flight)\n",
-      r.coupons, r.stock, r.users, r.repeat, r.requests, r.mode, r.max_in_flight);
-  out << absl::StrFormat("answers    %d of %d: ACCEPTED %d; final at gateway %d (%s)\n",
-                         c.answered, c.sent, c.accepted, c.final_at_gateway,
-                         CountsLine(r.final_at_gateway));
+      "setup      %d coupon(s) x stock %d; %d users; %d ids per user, the first "
+      "sent %d more times; %d calls measured after %d sell-out calls; %s "
+      "(max %d in flight)\n",
+      r.coupons, r.stock, r.users, r.repeat, r.resend, r.requests, r.presell,
+      r.mode, r.max_in_flight);
+  out << absl::StrFormat(
+      "answers    %d of %d calls: ACCEPTED %d (%d requests); final at gateway %d "
+      "(%s); %d retries\n",
+      c.answered, c.sent, r.measured_accepted, c.accepted, c.final_at_gateway,
+      CountsLine(r.final_at_gateway), r.retries);
   out << absl::StrFormat("errors     %d (%s)\n", c.errors, CountsLine(r.errors));
   out << absl::StrFormat(
       "send phase %.2f s: %.0f requests/s, %.0f accepted/s\n", r.send_seconds,
-      PerSecond(c.answered, r.send_seconds), PerSecond(c.accepted, r.send_seconds));
+      PerSecond(r.measured_answered, r.send_seconds),
+      PerSecond(r.measured_accepted, r.send_seconds));
+  if (!r.decisions_source.empty()) {
+    out << absl::StrFormat("decisions  %d in %.2f s: %.0f/s  [%s]\n", r.decisions,
+                           r.decisions_seconds,
+                           PerSecond(r.decisions, r.decisions_seconds),
+                           r.decisions_source);
+  }
   out << "IssueCoupon latency ms  " << LatencyLine(r.issue_latency, true) << "\n";
   out << "end-to-end latency ms   " << LatencyLine(r.e2e_latency, false)
       << "  [send -> result on the coupon stream]\n";
@@ -147,6 +167,10 @@ void PrintReport(const RunReport& r, std::ostream& out) {
         cpu.pid ? absl::StrCat("pid ", cpu.pid) : "", CpuPer1000(cpu, r.requests),
         cpu.seconds,
         r.cpu_window_seconds > 0 ? cpu.seconds / r.cpu_window_seconds : 0);
+  }
+  if (!r.verified) {
+    out << "invariants not checked (--verify=false: a ceiling run)\n";
+    return;
   }
   const Verification& v = r.verification;
   out << absl::StrFormat(
@@ -191,7 +215,19 @@ absl::Status WriteJson(const RunReport& r, const std::string& path) {
       JsonObject()
           .Str("run_id", r.run_id)
           .Str("target", r.target)
+          .Str("workload", r.workload)
+          .Str("issuer", r.issuer)
           .Str("mode", r.mode)
+          .Int("resend", r.resend)
+          .Int("presell", r.presell)
+          .Int("retries", r.retries)
+          .Int("measured_answered", r.measured_answered)
+          .Int("measured_accepted", r.measured_accepted)
+          .Int("decisions", r.decisions)
+          .Num("decisions_seconds", r.decisions_seconds)
+          .Num("decisions_per_second", PerSecond(r.decisions, r.decisions_seconds))
+          .Str("decisions_source", r.decisions_source)
+          .Bool("verified", r.verified)
           .Int("coupons", r.coupons)
           .Int("stock", r.stock)
           .Int("users", r.users)
@@ -206,8 +242,8 @@ absl::Status WriteJson(const RunReport& r, const std::string& path) {
           .Raw("errors_by_code", CountsJson(r.errors))
           .Int("max_in_flight", r.max_in_flight)
           .Num("send_seconds", r.send_seconds)
-          .Num("requests_per_second", PerSecond(c.answered, r.send_seconds))
-          .Num("accepted_per_second", PerSecond(c.accepted, r.send_seconds))
+          .Num("requests_per_second", PerSecond(r.measured_answered, r.send_seconds))
+          .Num("accepted_per_second", PerSecond(r.measured_accepted, r.send_seconds))
           .Raw("issue_latency", LatencyJson(r.issue_latency))
           .Raw("end_to_end_latency", LatencyJson(r.e2e_latency))
           .Int("results", c.results)
@@ -226,15 +262,72 @@ absl::Status WriteJson(const RunReport& r, const std::string& path) {
           .Int("decided_rows", r.verification.decided_rows)
           .Int("errored_but_decided", r.verification.errored_but_decided)
           .Int("checks", r.verification.checks)
-          .Bool("invariants_ok", r.verification.ok())
+          .Bool("invariants_ok", r.verified && r.verification.ok())
           .Raw("violations", StringsJson(r.verification.violations))
           .Raw("warnings", StringsJson(r.verification.warnings))
           .Done();
-  std::ofstream out(path, std::ios::trunc);
-  out << json << "\n";
-  out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteFile(path, json + "\n");
+}
+
+absl::Status WriteMarkdown(const RunReport& r, const std::string& path) {
+  auto cpu_cell = [&](const std::string& name) -> std::string {
+    for (const CpuUsage& u : r.cpu) {
+      if (u.name == name && u.seconds >= 0) {
+        return absl::StrFormat("%.4f", CpuPer1000(u, r.requests));
+      }
+    }
+    return "–";
+  };
+  auto lat = [](const LatencySummary& l) {
+    return l.count == 0 ? std::string("–")
+                        : absl::StrCat(Ms(l.p50_us), " / ", Ms(l.p95_us), " / ",
+                                       Ms(l.p99_us), " / ", Ms(l.p999_us));
+  };
+  std::string md = absl::StrCat(
+      "| figure | ", r.workload, ", ", r.issuer, " |\n|---|---|\n",
+      "| calls measured | ", r.requests, " (", r.mode, ") |\n",
+      absl::StrFormat("| requests/s | %.0f |\n",
+                      PerSecond(r.measured_answered, r.send_seconds)),
+      absl::StrFormat("| accepted/s | %.0f |\n",
+                      PerSecond(r.measured_accepted, r.send_seconds)),
+      "| errors | ", r.counters.errors, " |\n",
+      "| IssueCoupon p50 / p95 / p99 / p99.9 ms | ", lat(r.issue_latency), " |\n",
+      "| end-to-end p50 / p95 / p99 / p99.9 ms | ", lat(r.e2e_latency), " |\n",
+      absl::StrFormat("| first send → last result | %.2f s |\n",
+                      r.first_send_to_last_result_seconds),
+      r.decisions_source.empty()
+          ? ""
+          : absl::StrFormat("| decisions/s | %.0f |\n",
+                            PerSecond(r.decisions, r.decisions_seconds)));
+  for (const CpuUsage& u : r.cpu) {
+    absl::StrAppend(&md, "| CPU s / 1,000 requests: ", u.name, " | ",
+                    cpu_cell(u.name), " |\n");
+  }
+  absl::StrAppend(&md, "| invariants | ",
+                  !r.verified              ? "not checked"
+                  : r.verification.ok()    ? absl::StrCat("OK (", r.verification.checks, " checks)")
+                                           : "VIOLATED",
+                  " |\n");
+  return WriteFile(path, md);
+}
+
+absl::Status WritePlotData(const RunReport& r, const std::string& prefix) {
+  std::string timeline = "# t_s\tanswered_per_s\taccepted_per_s\tresults_per_s\tissued_total\n";
+  const double step = r.timeline_step_seconds;
+  for (const TimelineStep& t : r.timeline) {
+    absl::StrAppendFormat(&timeline, "%.2f\t%.0f\t%.0f\t%.0f\t%d\n", t.t,
+                          t.answered / step, t.accepted / step, t.results / step,
+                          t.issued_total);
+  }
+  absl::Status s = WriteFile(absl::StrCat(prefix, ".timeline.tsv"), timeline);
+  if (!s.ok()) return s;
+  std::string latency = "# quantile\tissue_ms\te2e_ms\n";
+  for (size_t i = 0; i < r.issue_cdf.size(); ++i) {
+    const double e2e = i < r.e2e_cdf.size() ? r.e2e_cdf[i].second : 0;
+    absl::StrAppendFormat(&latency, "%.4f\t%.3f\t%.3f\n", r.issue_cdf[i].first,
+                          r.issue_cdf[i].second, e2e);
+  }
+  return WriteFile(absl::StrCat(prefix, ".latency.tsv"), latency);
 }
 
 }  // namespace coupon::bench

@@ -109,6 +109,27 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
   std::vector<bool> sold_out_seen(coupons, false);
   absl::flat_hash_set<std::string> issued_seen;
 
+  for (size_t c = 0; c < plan.calls(); ++c) {
+    const Ledger::CallEntry call = ledger.call(c);
+    const size_t n = plan.call_request[c];
+    ++v.checks;
+    if (call.answered_ns == 0) {
+      bad.Add("call never answered", plan.RequestId(n));
+      continue;
+    }
+    if (call.error_code != 0) continue;
+    user_answered[plan.user_of[n]] = true;
+    if (!IsFinal(call.answer)) continue;
+    // A resent request id must get the one result the request has.
+    const Ledger::Entry e = ledger.entry(n);
+    ++v.checks;
+    if (e.via != Via::kNone && e.result != call.answer) {
+      bad.Add("a call's final answer differs from its request's result",
+              absl::StrCat(plan.RequestId(n), " answered ", OutcomeName(call.answer),
+                           ", result ", OutcomeName(e.result)));
+    }
+  }
+
   for (size_t n = 0; n < plan.size(); ++n) {
     const Ledger::Entry e = ledger.entry(n);
     const std::string id = plan.RequestId(n);
@@ -118,11 +139,7 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
     const bool has_row = row != db.results.end();
     const bool has_result = e.via != Via::kNone;
 
-    if (e.answered_ns == 0) {
-      bad.Add("call never answered", id);
-      continue;
-    }
-    if (e.error_code == 0) user_answered[plan.user_of[n]] = true;
+    if (e.answered_ns == 0) continue;  // reported per call above
     for (int outcome : {e.error_code == 0 ? e.answer : 0, has_result ? e.result : 0}) {
       if (outcome == v1::ISSUE_OUTCOME_SOLD_OUT) sold_out_seen[c] = true;
       if (outcome == v1::ISSUE_OUTCOME_ISSUED) issued_seen.insert(id);

@@ -12,16 +12,27 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
+PlanSpec Spec(uint32_t users, uint64_t calls, uint32_t repeat, uint32_t resend) {
+  PlanSpec spec;
+  spec.users = users;
+  spec.calls = calls;
+  spec.repeat = repeat;
+  spec.resend = resend;
+  return spec;
+}
+
 // Four users, one request each, one coupon of stock 2: users 0 and 1 win.
 class CompareTest : public ::testing::Test {
  protected:
-  CompareTest() : plan_(MakePlan("run", {7}, 4, 4, 1, 1)), ledger_(&plan_) {}
+  CompareTest() : plan_(MakePlan("run", {7}, Spec(4, 4, 1, 0))), ledger_(&plan_) {}
+
 
   // Every call ACCEPTED; the first two requests (by number) win.
   void AcceptAllAndDecide() {
-    for (size_t n = 0; n < plan_.size(); ++n) {
-      ledger_.RecordSent(n, 1);
-      ledger_.RecordAnswer(n, 2, 0, v1::ISSUE_OUTCOME_ACCEPTED, 0);
+    for (size_t c = 0; c < plan_.calls(); ++c) {
+      const size_t n = plan_.call_request[c];
+      ledger_.RecordSent(c, 1);
+      ledger_.RecordAnswer(c, 2, 0, v1::ISSUE_OUTCOME_ACCEPTED, 0);
       v1::IssueResult r;
       r.set_request_id(plan_.RequestId(n));
       r.set_coupon_id(7);
@@ -82,6 +93,20 @@ TEST_F(CompareTest, IssuedRowWithoutResultFails) {
   EXPECT_THAT(v, HasSubstr("issued != min(stock, users who asked)"));
 }
 
+TEST_F(CompareTest, UnansweredCallFails) {
+  AcceptAllAndDecide();
+  Plan plan = plan_;
+  plan.call_request.push_back(0);  // a resend of request 0, never answered
+  Ledger ledger(&plan);
+  for (size_t c = 0; c + 1 < plan.calls(); ++c) {
+    ledger.RecordSent(c, 1);
+    ledger.RecordAnswer(c, 2, 0, v1::ISSUE_OUTCOME_SOLD_OUT, 0);
+  }
+  ledger.RecordSent(plan.calls() - 1, 1);
+  EXPECT_THAT(Violations(Compare(plan, ledger, 2, db_)),
+              HasSubstr("call never answered"));
+}
+
 TEST_F(CompareTest, AcceptedWithoutResultFails) {
   ledger_.RecordSent(0, 1);
   ledger_.RecordAnswer(0, 2, 0, v1::ISSUE_OUTCOME_ACCEPTED, 0);
@@ -102,8 +127,114 @@ TEST_F(CompareTest, ConflictingSecondResultFails) {
               HasSubstr("two different results for one request"));
 }
 
+// One user, one coupon of stock 1: request 0 sent twice (a client retry with
+// its idempotency key), then a new request id.
+class ResendTest : public ::testing::Test {
+ protected:
+  ResendTest() : plan_(MakePlan("run", {7}, Spec(1, 3, 2, 1))), ledger_(&plan_) {
+    db_.coupons[7] = {1, 0, 1, 1};
+  }
+
+  // Answers call c of request n (sent with `outcome`); returns n.
+  size_t Answer(size_t c, int outcome) {
+    ledger_.RecordSent(c, 1);
+    ledger_.RecordAnswer(c, 2, 0, outcome, 0);
+    return plan_.call_request[c];
+  }
+  void Result(size_t n, int outcome) {
+    v1::IssueResult r;
+    r.set_request_id(plan_.RequestId(n));
+    r.set_coupon_id(7);
+    r.set_user_id(Plan::UserId(0));
+    r.set_outcome(static_cast<v1::IssueOutcome>(outcome));
+    r.set_user_coupon_id(outcome == v1::ISSUE_OUTCOME_ISSUED ? 50 : 0);
+    ledger_.RecordResult(r, Via::kLive, 3);
+    db_.results[r.request_id()] = {7, r.outcome(), r.user_coupon_id()};
+    if (outcome == v1::ISSUE_OUTCOME_ISSUED) {
+      db_.holders.push_back({7, r.user_id(), r.request_id(), 50});
+    }
+  }
+  // The calls of the first request id, and the call of the second.
+  std::vector<size_t> CallsOf(size_t n) {
+    std::vector<size_t> calls;
+    for (size_t c = 0; c < plan_.calls(); ++c) {
+      if (plan_.call_request[c] == n) calls.push_back(c);
+    }
+    return calls;
+  }
+
+  Plan plan_;
+  Ledger ledger_;
+  DbSnapshot db_;
+};
+
+TEST_F(ResendTest, AcceptedTwiceThenIssuedOnceCountsOnce) {
+  ASSERT_EQ(plan_.size(), 2u);
+  ASSERT_EQ(CallsOf(0).size(), 2u);
+  Answer(CallsOf(0)[0], v1::ISSUE_OUTCOME_ACCEPTED);
+  Answer(CallsOf(0)[1], v1::ISSUE_OUTCOME_ACCEPTED);
+  Result(0, v1::ISSUE_OUTCOME_ISSUED);
+  Answer(CallsOf(1)[0], v1::ISSUE_OUTCOME_ALREADY_ISSUED);
+  EXPECT_EQ(ledger_.counters().accepted, 1);
+  EXPECT_EQ(ledger_.counters().accepted_pending, 0);
+  EXPECT_THAT(Compare(plan_, ledger_, 1, db_).violations, IsEmpty());
+}
+
+TEST_F(ResendTest, ResendAnsweredWithTheResultPasses) {
+  Answer(CallsOf(0)[0], v1::ISSUE_OUTCOME_ACCEPTED);
+  Result(0, v1::ISSUE_OUTCOME_ISSUED);
+  Answer(CallsOf(0)[1], v1::ISSUE_OUTCOME_ISSUED);
+  Answer(CallsOf(1)[0], v1::ISSUE_OUTCOME_ALREADY_ISSUED);
+  EXPECT_THAT(Compare(plan_, ledger_, 1, db_).violations, IsEmpty());
+}
+
+TEST_F(ResendTest, ResendAnsweredOtherwiseThanTheResultFails) {
+  Answer(CallsOf(0)[0], v1::ISSUE_OUTCOME_ACCEPTED);
+  Result(0, v1::ISSUE_OUTCOME_ISSUED);
+  Answer(CallsOf(0)[1], v1::ISSUE_OUTCOME_SOLD_OUT);
+  Answer(CallsOf(1)[0], v1::ISSUE_OUTCOME_ALREADY_ISSUED);
+  EXPECT_THAT(absl::StrJoin(Compare(plan_, ledger_, 1, db_).violations, "\n"),
+              HasSubstr("a call's final answer differs from its request's result"));
+}
+
+TEST_F(ResendTest, TwoDifferentFinalAnswersConflict) {
+  Answer(CallsOf(0)[0], v1::ISSUE_OUTCOME_SOLD_OUT);
+  Answer(CallsOf(0)[1], v1::ISSUE_OUTCOME_ALREADY_ISSUED);
+  EXPECT_EQ(ledger_.counters().conflicting, 1);
+}
+
+TEST(PlanTest, PresellUsersCallOnceFirstAndResendsReuseTheFirstId) {
+  PlanSpec spec;
+  spec.users = 100;
+  spec.calls = 500;
+  spec.repeat = 3;
+  spec.resend = 2;
+  spec.presell = 20;
+  Plan plan = MakePlan("run", {1, 2}, spec);
+  EXPECT_EQ(plan.presell_calls, 20u);
+  EXPECT_EQ(plan.calls(), 520u);
+  EXPECT_EQ(plan.users, 120u);
+  std::vector<int> calls_of_request(plan.size(), 0);
+  for (size_t c = 0; c < plan.calls(); ++c) {
+    const uint32_t user = plan.user_of[plan.call_request[c]];
+    EXPECT_EQ(c < 20, user < 20) << "call " << c << " user " << user;
+    ++calls_of_request[plan.call_request[c]];
+  }
+  std::vector<std::vector<int>> per_user(plan.users);
+  for (size_t n = 0; n < plan.size(); ++n) {
+    per_user[plan.user_of[n]].push_back(calls_of_request[n]);
+  }
+  for (uint32_t u = 0; u < plan.users; ++u) {
+    if (u < 20) {
+      EXPECT_EQ(per_user[u], std::vector<int>({1})) << "user " << u;
+    } else {
+      EXPECT_EQ(per_user[u], std::vector<int>({3, 1, 1})) << "user " << u;
+    }
+  }
+}
+
 TEST(PlanTest, RequestIdsRoundTripAndRepeatsStayOnOneCoupon) {
-  Plan plan = MakePlan("fs-1-ab", {1, 2, 3}, 10, 25, 2, 7);
+  Plan plan = MakePlan("fs-1-ab", {1, 2, 3}, Spec(10, 25, 2, 0));
   EXPECT_EQ(plan.users, 10u);
   EXPECT_EQ(plan.RequestNumber(plan.RequestId(24)), 24u);
   EXPECT_EQ(plan.RequestNumber("fs-1-ab-25"), std::nullopt);
