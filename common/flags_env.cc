@@ -10,6 +10,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "common/redact.h"
 
 namespace coupon {
 
@@ -35,8 +36,10 @@ std::vector<char*> ParseFlagsWithEnv(int argc, char** argv, const char* usage) {
     if (value == nullptr) continue;
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
+      // A secret's value is not echoed, even when it does not parse.
+      const std::string shown = IsSecretKey(name) ? std::string(kRedacted) : value;
       std::fprintf(stderr, "environment variable %s=\"%s\": %s\n", env.c_str(),
-                   value, error.c_str());
+                   shown.c_str(), error.c_str());
       std::exit(2);
     }
   }

@@ -1,6 +1,8 @@
 #include "common/proto_convert.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/validation.h"
 
 namespace coupon {
 
@@ -17,7 +19,9 @@ google::protobuf::Timestamp ToProtoTime(UnixMicros micros) {
   return ts;
 }
 
-UnixMicros FromProtoTime(const google::protobuf::Timestamp& ts) {
+absl::StatusOr<UnixMicros> FromProtoTime(
+    absl::string_view field, const google::protobuf::Timestamp& ts) {
+  RETURN_IF_ERROR(ValidateTimestamp(field, ts.seconds(), ts.nanos()));
   return ts.seconds() * 1'000'000 + ts.nanos() / 1000;
 }
 
@@ -73,18 +77,26 @@ v1::IssueResult ToProto(const IssueResult& result) {
 
 absl::StatusOr<IssueResult> FromProto(const v1::IssueResult& proto) {
   IssueResult result;
-  auto outcome = FromProto(proto.outcome());
-  if (!outcome.ok()) return outcome.status();
+  RETURN_IF_ERROR(ValidateRequestId("request_id", proto.request_id()));
+  RETURN_IF_ERROR(ValidateCouponId("coupon_id", proto.coupon_id()));
+  RETURN_IF_ERROR(ValidateUserId("user_id", proto.user_id()));
+  ASSIGN_OR_RETURN(result.outcome, FromProto(proto.outcome()));
+  if (proto.user_coupon_id() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "user_coupon_id: must not be negative, got ", proto.user_coupon_id()));
+  }
+  if (proto.remaining_quantity() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("remaining_quantity: must not be negative, got ",
+                     proto.remaining_quantity()));
+  }
+  ASSIGN_OR_RETURN(result.decided_at,
+                   FromProtoTime("decided_at", proto.decided_at()));
   result.request_id = proto.request_id();
   result.coupon_id = proto.coupon_id();
   result.user_id = proto.user_id();
-  result.outcome = *outcome;
   result.user_coupon_id = proto.user_coupon_id();
   result.remaining_quantity = proto.remaining_quantity();
-  result.decided_at = FromProtoTime(proto.decided_at());
-  if (result.request_id.empty() || result.coupon_id <= 0) {
-    return absl::InvalidArgumentError("request_id and coupon_id are required");
-  }
   return result;
 }
 

@@ -11,12 +11,17 @@
 namespace coupon {
 
 google::protobuf::Timestamp ToProtoTime(UnixMicros micros);
-UnixMicros FromProtoTime(const google::protobuf::Timestamp& ts);
+// INVALID_ARGUMENT naming `field` when `ts` is outside the range a Timestamp
+// allows; the nanoseconds below a microsecond are dropped.
+absl::StatusOr<UnixMicros> FromProtoTime(absl::string_view field,
+                                         const google::protobuf::Timestamp& ts);
 
 v1::IssueOutcome ToProto(Outcome outcome);
 absl::StatusOr<Outcome> FromProto(v1::IssueOutcome outcome);
 
 v1::IssueResult ToProto(const IssueResult& result);
+// Checks every field, as for an event from outside: INVALID_ARGUMENT naming
+// the first bad one.
 absl::StatusOr<IssueResult> FromProto(const v1::IssueResult& proto);
 
 v1::Coupon ToProto(const CouponInfo& coupon);

@@ -39,6 +39,27 @@ size_t DecodeUtf8(absl::string_view s, size_t i, uint32_t* cp) {
 
 bool IsControl(uint32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp < 0xA0); }
 
+// Well-formed UTF-8 without control characters (C0, DEL, C1); counts the
+// characters into *chars when given.
+absl::Status CheckPrintableUtf8(absl::string_view field, absl::string_view s,
+                                size_t* chars) {
+  uint32_t cp;
+  size_t count = 0;
+  for (size_t i = 0; i < s.size(); ++count) {
+    size_t n = DecodeUtf8(s, i, &cp);
+    if (n == 0) {
+      return Invalid(field, absl::StrCat("is not valid UTF-8 (byte ", i, ")"));
+    }
+    if (IsControl(cp)) {
+      return Invalid(field,
+                     absl::StrCat("has a control character at byte ", i));
+    }
+    i += n;
+  }
+  if (chars != nullptr) *chars = count;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool IsValidUtf8(absl::string_view s) {
@@ -65,19 +86,7 @@ absl::Status ValidateUserId(absl::string_view field, absl::string_view user_id) 
     return Invalid(field, absl::StrCat("is ", user_id.size(),
                                        " bytes; at most ", kMaxUserIdBytes));
   }
-  uint32_t cp;
-  for (size_t i = 0; i < user_id.size();) {
-    size_t n = DecodeUtf8(user_id, i, &cp);
-    if (n == 0) {
-      return Invalid(field, absl::StrCat("is not valid UTF-8 (byte ", i, ")"));
-    }
-    if (IsControl(cp)) {
-      return Invalid(field,
-                     absl::StrCat("has a control character at byte ", i));
-    }
-    i += n;
-  }
-  return absl::OkStatus();
+  return CheckPrintableUtf8(field, user_id, nullptr);
 }
 
 absl::Status ValidateRequestId(absl::string_view field,
@@ -104,11 +113,9 @@ absl::Status ValidateRequestId(absl::string_view field,
 
 absl::Status ValidateCouponName(absl::string_view field, absl::string_view name) {
   if (name.empty()) return Invalid(field, "is required");
-  if (!IsValidUtf8(name)) return Invalid(field, "is not valid UTF-8");
   size_t chars = 0;
-  for (char c : name) {
-    if ((static_cast<uint8_t>(c) & 0xC0) != 0x80) ++chars;
-  }
+  if (absl::Status s = CheckPrintableUtf8(field, name, &chars); !s.ok())
+    return s;
   if (chars > kMaxCouponNameChars) {
     return Invalid(field, absl::StrCat("is ", chars, " characters; at most ",
                                        kMaxCouponNameChars));
@@ -120,6 +127,24 @@ absl::Status ValidateTotalQuantity(absl::string_view field, int64_t quantity) {
   if (quantity < 1 || quantity > kMaxTotalQuantity) {
     return Invalid(field, absl::StrCat("must be between 1 and ",
                                        kMaxTotalQuantity, ", got ", quantity));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTimestamp(absl::string_view field, int64_t seconds,
+                               int32_t nanos) {
+  // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+  constexpr int64_t kMinSeconds = -62'135'596'800;
+  constexpr int64_t kMaxSeconds = 253'402'300'799;
+  if (seconds < kMinSeconds || seconds > kMaxSeconds) {
+    return Invalid(
+        field, absl::StrCat("seconds must be between ", kMinSeconds, " and ",
+                            kMaxSeconds, " (years 1 to 9999), got ", seconds));
+  }
+  if (nanos < 0 || nanos > 999'999'999) {
+    return Invalid(
+        field,
+        absl::StrCat("nanos must be between 0 and 999999999, got ", nanos));
   }
   return absl::OkStatus();
 }

@@ -25,7 +25,12 @@ absl::Status ValidateUserId(absl::string_view field, absl::string_view user_id);
 // 1..128 characters of [A-Za-z0-9._:-].
 absl::Status ValidateRequestId(absl::string_view field,
                                absl::string_view request_id);
+// 1..200 characters of UTF-8 without control characters.
 absl::Status ValidateCouponName(absl::string_view field, absl::string_view name);
 absl::Status ValidateTotalQuantity(absl::string_view field, int64_t quantity);
+// The range google.protobuf.Timestamp allows (0001-01-01 to 9999-12-31 UTC,
+// nanos 0..999,999,999), which also keeps its microseconds within int64.
+absl::Status ValidateTimestamp(absl::string_view field, int64_t seconds,
+                               int32_t nanos);
 
 }  // namespace coupon

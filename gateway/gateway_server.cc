@@ -5,11 +5,15 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <unistd.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/events/event_codec.h"
 #include "common/kafka/producer.h"
 #include "common/pg/pg.h"
+#include "common/redact.h"
+#include "common/metrics/http_server.h"
 #include "gateway/coupon_cache.h"
+#include "gateway/gateway_metrics.h"
 #include "gateway/grpc_service.h"
 #include "gateway/issue_service.h"
 #include "gateway/kafka_issuer.h"
@@ -38,21 +42,58 @@ absl::Status GatewayConfig::Validate() const {
   if (pg_pool_size < 1 || pg_pool_size > 1000) {
     return bad("pg_pool_size", absl::StrCat("must be 1..1000, got ", pg_pool_size));
   }
-  if (pg_timeout <= absl::ZeroDuration()) return bad("pg_timeout", "must be positive");
+  auto got = [](absl::Duration d) { return absl::StrCat(", got ", absl::FormatDuration(d)); };
+  if (pg_timeout <= absl::ZeroDuration()) {
+    return bad("pg_timeout", absl::StrCat("must be positive", got(pg_timeout)));
+  }
   if (issue_deadline <= absl::ZeroDuration()) {
-    return bad("issue_deadline", "must be positive");
+    return bad("issue_deadline", absl::StrCat("must be positive", got(issue_deadline)));
   }
   if (kafka_message_timeout_ms < 100) {
-    return bad("kafka_message_timeout_ms", "must be at least 100");
+    return bad("kafka_message_timeout_ms",
+               absl::StrCat("must be at least 100, got ", kafka_message_timeout_ms));
   }
   if (kafka_linger_ms < 0 || kafka_linger_ms > 1000) {
-    return bad("kafka_linger_ms", "must be 0..1000");
+    return bad("kafka_linger_ms", absl::StrCat("must be 0..1000, got ", kafka_linger_ms));
   }
   if (kafka_max_queued_messages < 1) {
-    return bad("kafka_max_queued_messages", "must be positive");
+    return bad("kafka_max_queued_messages",
+               absl::StrCat("must be positive, got ", kafka_max_queued_messages));
   }
   if (result_replay_window < absl::ZeroDuration()) {
-    return bad("result_replay_window", "must not be negative");
+    return bad("result_replay_window",
+               absl::StrCat("must not be negative", got(result_replay_window)));
+  }
+  if (not_found_ttl < absl::ZeroDuration()) {
+    return bad("not_found_ttl", absl::StrCat("must not be negative", got(not_found_ttl)));
+  }
+  if (metrics_port < 0 || metrics_port > 65535) {
+    return bad("metrics_port",
+               absl::StrCat("must be 0..65535 (0: off), got ", metrics_port));
+  }
+  if (int listen_port = 0;
+      metrics_port != 0 &&
+      absl::SimpleAtoi(listen.substr(listen.rfind(':') + 1), &listen_port) &&
+      listen_port == metrics_port) {
+    return bad("metrics_port",
+               absl::StrCat(metrics_port, " is the gRPC port of --listen=", listen));
+  }
+  // gRPC takes milliseconds as an int.
+  constexpr absl::Duration kMaxArg = absl::Milliseconds(INT32_MAX);
+  if (max_connection_age < absl::Seconds(1) ||
+      (max_connection_age > kMaxArg && max_connection_age != absl::InfiniteDuration())) {
+    return bad("max_connection_age",
+               absl::StrCat("must be 1s..596h, or inf for never", got(max_connection_age)));
+  }
+  if (max_connection_age_grace < absl::ZeroDuration() ||
+      (max_connection_age_grace > kMaxArg &&
+       max_connection_age_grace != absl::InfiniteDuration())) {
+    return bad("max_connection_age_grace",
+               absl::StrCat("must be 0..596h, or inf for no limit",
+                            got(max_connection_age_grace)));
+  }
+  if (shutdown_grace < absl::ZeroDuration() || shutdown_grace > absl::Hours(1)) {
+    return bad("shutdown_grace", absl::StrCat("must be 0..1h", got(shutdown_grace)));
   }
   if (issuer == "redis") {
     redis::RedisConfig rc;
@@ -67,10 +108,20 @@ absl::Status GatewayConfig::Validate() const {
   if (max_cached_results < 1 || max_issued_pairs < 1) {
     return bad("max_cached_results/max_issued_pairs", "must be positive");
   }
+  if (absl::Status s = tls.Validate(); !s.ok()) return s;
+  if (!admin.client_names.empty() && !tls.mutual()) {
+    return bad("admin_client_names",
+               "needs --tls_client_ca_file: client certificates are only "
+               "verified under mutual TLS");
+  }
+  if (absl::Status s = admin.Validate(); !s.ok()) return s;
+  if (absl::Status s = user_rate_limit.Validate(); !s.ok()) return s;
   return absl::OkStatus();
 }
 
 struct GatewayServer::Parts {
+  // First: destroyed last, so /metrics answers until the very end.
+  std::unique_ptr<metrics::HttpServer> http;
   std::unique_ptr<pg::Pool> pool;
   std::unique_ptr<PgGatewayStore> store;
   std::unique_ptr<redis::Client> redis;
@@ -83,6 +134,8 @@ struct GatewayServer::Parts {
   std::unique_ptr<ResultListener> listener;   // kafka mode's result feed
   std::unique_ptr<redis::Subscriber> results;  // redis mode's result feed
   std::unique_ptr<Issuer> issuer;
+  std::unique_ptr<AdminAuthorizer> admin;
+  std::unique_ptr<UserRateLimiter> limiter;
   std::unique_ptr<IssueService> issue;
   std::unique_ptr<CouponGrpcService> service;
 };
@@ -94,6 +147,15 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   if (absl::Status valid = config.Validate(); !valid.ok()) return valid;
   std::unique_ptr<GatewayServer> self(new GatewayServer());
   Parts& p = *self->parts_;
+  if (config.metrics_port != 0) {
+    auto http = metrics::ServeMetrics("0.0.0.0", config.metrics_port);
+    if (!http.ok()) {
+      return absl::Status(http.status().code(),
+                          absl::StrCat("--metrics_port: ", http.status().message()));
+    }
+    p.http = std::move(*http);
+  }
+  ServingGauge().Set(0);
 
   char host[256] = "gateway";
   gethostname(host, sizeof(host) - 1);
@@ -160,10 +222,21 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     store = p.redis_store.get();
   }
   Issuer* issuer = p.issuer ? p.issuer.get() : p.redis_issuer.get();
+  auto admin = AdminAuthorizer::Create(config.admin);
+  if (!admin.ok()) return admin.status();
+  p.admin = std::move(*admin);
+  if (!config.tls.enabled() && !config.admin.tokens_file.empty()) {
+    LOG(WARNING) << "gateway: admin bearer tokens travel in plain text: set "
+                    "--tls_cert_file unless a proxy in front terminates TLS";
+  }
+  if (config.user_rate_limit.enabled()) {
+    p.limiter = std::make_unique<UserRateLimiter>(config.user_rate_limit);
+  }
   p.issue = std::make_unique<IssueService>(
-      p.coupons.get(), config.precheck ? p.hub.get() : nullptr, issuer);
+      p.coupons.get(), config.precheck ? p.hub.get() : nullptr, issuer,
+      p.limiter.get());
   p.service = std::make_unique<CouponGrpcService>(
-      p.issue.get(), p.hub.get(), store, config.issue_deadline);
+      p.issue.get(), p.hub.get(), store, p.admin.get(), config.issue_deadline);
 
   grpc::EnableDefaultHealthCheckService(true);
   // Keeps the health schema linked in, for reflection (see health.proto).
@@ -173,7 +246,19 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   // gRPC shares a busy port by default (SO_REUSEPORT): a second gateway on
   // the same port would silently take half the connections. Fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
+  // Long-lived streams would stay on the replicas that were up when they
+  // opened; aged connections are closed so clients spread over new ones.
+  if (config.max_connection_age != absl::InfiniteDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age)));
+  }
+  if (config.max_connection_age_grace != absl::InfiniteDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age_grace)));
+  }
+  builder.AddListeningPort(config.listen, MakeServerCredentials(config.tls),
                            &self->port_);
   builder.RegisterService(p.service.get());
   self->server_ = builder.BuildAndStart();
@@ -187,6 +272,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     while (!gw->stopping_.load()) {
       if (gw->ready()) {
         gw->server_->GetHealthCheckService()->SetServingStatus(true);
+        ServingGauge().Set(1);
         LOG(INFO) << "gateway: serving (result listener ready)";
         return;
       }
@@ -201,6 +287,19 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     LOG(INFO) << "gateway " << gateway_id << " (redis issuer) listening on port "
               << self->port_ << ", redis " << config.redis_addr;
   }
+  // Secrets redacted: the lines show where the gateway connects and how,
+  // e.g. that sslmode or SASL is in effect.
+  LOG(INFO) << "gateway: " << config.tls.Describe() << "; postgres "
+            << RedactDsn(config.pg_dsn)
+            << (config.kafka_extra.empty() || config.issuer != "kafka"
+                    ? ""
+                    : absl::StrCat("; kafka properties ",
+                                   RedactProperties(config.kafka_extra)))
+            << "; per-user limit "
+            << (config.user_rate_limit.enabled()
+                    ? absl::StrCat(config.user_rate_limit.burst, " at once, then ",
+                                   config.user_rate_limit.per_second, "/s")
+                    : "off");
   return self;
 }
 
@@ -214,14 +313,31 @@ bool GatewayServer::ready() const {
 }
 
 void GatewayServer::Shutdown(absl::Duration grace) {
+  const absl::Time deadline = absl::Now() + grace;
   stopping_.store(true);
   if (readiness_.joinable()) readiness_.join();
-  if (!server_) return;
+  if (!server_ || shut_down_) return;
+  shut_down_ = true;
+  // First, so load balancers and probes stop sending calls here.
   server_->GetHealthCheckService()->SetServingStatus(false);
+  ServingGauge().Set(0);
   // Open watches would otherwise hold the shutdown for the whole grace and
   // then end CANCELLED; ended now with UNAVAILABLE, clients move on at once.
   parts_->hub->ShutdownWatchers();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // Refuses new calls and waits for the open ones. An IssueCoupon call ends
+  // with its event's delivery report, so the calls answered here are every
+  // acknowledgement the clients wait for.
+  server_->Shutdown(absl::ToChronoTime(deadline));
+  // Calls cut off at the deadline leave events in the producer: give them to
+  // the broker in what is left of the grace (their clients got an error and
+  // retry with the same request_id, which is never issued twice).
+  if (parts_->producer) {
+    const absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
+    if (absl::Status flushed = parts_->producer->Flush(left); !flushed.ok()) {
+      LOG(WARNING) << "gateway: shutdown: " << flushed;
+    }
+  }
+  LOG(INFO) << "gateway: calls drained, producer flushed";
 }
 
 GatewayServer::~GatewayServer() {

@@ -8,6 +8,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gateway/auth.h"
+#include "gateway/rate_limiter.h"
+#include "gateway/tls.h"
 
 namespace grpc {
 class Server;
@@ -41,6 +44,18 @@ struct GatewayConfig {
   absl::Duration not_found_ttl = absl::Seconds(1);
   size_t max_cached_results = 1'000'000;
   size_t max_issued_pairs = 2'000'000;
+  // Port of /metrics on every interface; 0: none. The binary's flag defaults
+  // to 9464; a library user opens no port unasked.
+  int metrics_port = 0;
+  // A connection is told to go away (GOAWAY) this long after it opened, with
+  // gRPC's +-10% jitter, and its calls get max_connection_age_grace more to
+  // finish: long watch streams then reconnect, and spread over new replicas.
+  // InfiniteDuration(): never.
+  absl::Duration max_connection_age = absl::Minutes(5);
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // On shutdown (SIGTERM), how long open calls may take; the producer's
+  // flush gets what is left of it.
+  absl::Duration shutdown_grace = absl::Seconds(10);
   // Redis issuer only.
   std::string redis_addr = "127.0.0.1:6379";
   std::string redis_password;
@@ -48,13 +63,20 @@ struct GatewayConfig {
   absl::Duration redis_timeout = absl::Milliseconds(500);
   // How long Redis keeps each request's result (idempotency, lookups).
   absl::Duration redis_record_ttl = absl::Hours(24);
+  // Security: TLS on the gRPC port (off unless a certificate is set), who may
+  // create coupons (nobody unless configured), and the per-user IssueCoupon
+  // limit: a burst of 10, then 1 per second. A person tapping "claim" and
+  // their app's retries stay far below it; a bot's hundreds per second do not.
+  ServerTlsConfig tls;
+  AdminAuthConfig admin;
+  UserRateLimit user_rate_limit{/*per_second=*/1, /*burst=*/10};
 
   absl::Status Validate() const;
 };
 
 /// The running gateway: gRPC server, producer, result listener and caches.
 /// Start once from one thread; the destructor shuts it all down (gRPC first,
-/// then the producer after flushing, then the listener).
+/// then the producer after flushing, then the listener, and /metrics last).
 class GatewayServer {
  public:
   static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(
@@ -68,7 +90,11 @@ class GatewayServer {
   // result channel); until then the health service says NOT_SERVING.
   bool ready() const;
   void Wait();
-  // Turns health NOT_SERVING, stops taking calls, ends open streams.
+  // Turns health NOT_SERVING, ends open watch streams with UNAVAILABLE (the
+  // clients watch again elsewhere), stops taking calls, and waits up to
+  // `grace` for open calls: an IssueCoupon call waits for its event's
+  // acknowledgement. Then flushes the producer in what is left of `grace`.
+  // Once; later calls do nothing.
   void Shutdown(absl::Duration grace);
 
  private:
@@ -80,6 +106,7 @@ class GatewayServer {
   // Flips health to SERVING once the listener is ready; joined by Shutdown.
   std::thread readiness_;
   std::atomic<bool> stopping_{false};
+  bool shut_down_ = false;
 };
 
 }  // namespace coupon::gateway

@@ -7,6 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_convert.h"
 #include "common/validation.h"
+#include "gateway/gateway_metrics.h"
+#include "gateway/parsed_request.h"
+#include "google/protobuf/descriptor.h"
 #include "glog/logging.h"
 
 namespace coupon::gateway {
@@ -35,6 +38,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   WatchReactor(ResultHub* hub, GatewayStore* store,
                const v1::WatchIssueResultsRequest& req)
       : hub_(hub) {
+    WatchStreamsGauge().Inc();  // until OnDone
     absl::Status valid = Validate(req);
     if (!valid.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -127,6 +131,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
 
   void OnDone() override {
     hub_->Unwatch(this);
+    WatchStreamsGauge().Dec();
     delete this;
   }
 
@@ -192,16 +197,83 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
+Caller CallerOf(const grpc::ServerContextBase& ctx) {
+  Caller caller;
+  const auto& metadata = ctx.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    caller.authorization = std::string(it->second.data(), it->second.size());
+  }
+  // Only names the TLS handshake verified against --tls_client_ca_file.
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (auth && auth->IsPeerAuthenticated()) {
+    for (const char* property :
+         {"x509_common_name", "x509_subject_alternative_name"}) {
+      for (const grpc::string_ref& name : auth->FindPropertyValues(property)) {
+        caller.certificate_names.emplace_back(name.data(), name.size());
+      }
+    }
+  }
+  return caller;
+}
+
+void CouponGrpcService::ParseRequestsOurselves() {
+  // gRPC's generated service numbers its methods in declaration order, as the
+  // descriptor does.
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          v1::CouponService::service_full_name());
+  CHECK(service != nullptr);
+  auto index = [service](const char* name) {
+    const google::protobuf::MethodDescriptor* method =
+        service->FindMethodByName(name);
+    CHECK(method != nullptr) << name;
+    return method->index();
+  };
+  using S = CouponGrpcService;
+  MarkMethodCallback(index("CreateCoupon"),
+                     ParsedUnaryHandler(this, &S::CreateCoupon, ToGrpcStatus));
+  MarkMethodCallback(index("GetCoupon"),
+                     ParsedUnaryHandler(this, &S::GetCoupon, ToGrpcStatus));
+  MarkMethodCallback(index("IssueCoupon"),
+                     ParsedUnaryHandler(this, &S::IssueCoupon, ToGrpcStatus));
+  MarkMethodCallback(
+      index("WatchIssueResults"),
+      ParsedServerStreamingHandler(this, &S::WatchIssueResults, ToGrpcStatus));
+  MarkMethodCallback(
+      index("GetIssueResult"),
+      ParsedUnaryHandler(this, &S::GetIssueResult, ToGrpcStatus));
+  MarkMethodCallback(
+      index("ListUserCoupons"),
+      ParsedUnaryHandler(this, &S::ListUserCoupons, ToGrpcStatus));
+  CHECK_EQ(service->method_count(), 6) << "a new method needs its line above";
+}
+
 grpc::ServerUnaryReactor* CouponGrpcService::CreateCoupon(
     grpc::CallbackServerContext* ctx, const v1::CreateCouponRequest* req,
     v1::Coupon* resp) {
+  absl::StatusOr<std::string> admin = admin_->Authorize(CallerOf(*ctx));
+  if (!admin.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "CreateCoupon refused from " << ctx->peer()
+                              << ": " << admin.status();
+    return Finish(ctx, admin.status());
+  }
   absl::Status valid = ValidateCouponName("name", req->name());
   if (valid.ok()) valid = ValidateTotalQuantity("total_quantity", req->total_quantity());
   NewCoupon coupon;
   coupon.name = req->name();
   coupon.total_quantity = req->total_quantity();
-  if (req->has_starts_at()) coupon.starts_at = FromProtoTime(req->starts_at());
-  if (req->has_ends_at()) coupon.ends_at = FromProtoTime(req->ends_at());
+  // An unset time leaves that side of the window open.
+  auto window_edge = [&valid](const char* field, bool has,
+                              const google::protobuf::Timestamp& ts,
+                              std::optional<UnixMicros>* out) {
+    if (!valid.ok() || !has) return;
+    absl::StatusOr<UnixMicros> at = FromProtoTime(field, ts);
+    if (at.ok()) *out = *at;
+    valid = at.status();
+  };
+  window_edge("starts_at", req->has_starts_at(), req->starts_at(),
+              &coupon.starts_at);
+  window_edge("ends_at", req->has_ends_at(), req->ends_at(), &coupon.ends_at);
   if (valid.ok() && coupon.starts_at && coupon.ends_at &&
       *coupon.starts_at >= *coupon.ends_at) {
     valid = absl::InvalidArgumentError("ends_at: must be after starts_at");
@@ -214,7 +286,7 @@ grpc::ServerUnaryReactor* CouponGrpcService::CreateCoupon(
   auto created = store_->CreateCoupon(coupon);
   if (!created.ok()) return Finish(ctx, created.status());
   LOG(INFO) << "created coupon " << created->coupon_id << " with "
-            << created->total_quantity << " copies";
+            << created->total_quantity << " copies for " << *admin;
   *resp = ToProto(*created);
   return Finish(ctx, absl::OkStatus());
 }
@@ -234,11 +306,13 @@ grpc::ServerUnaryReactor* CouponGrpcService::IssueCoupon(
     grpc::CallbackServerContext* ctx, const v1::IssueCouponRequest* req,
     v1::IssueCouponResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
+  const absl::Time started = IssueCallStarted();
   absl::Time deadline = std::min(absl::FromChrono(ctx->deadline()),
                                  absl::Now() + default_issue_deadline_);
   IssueCommand cmd{req->coupon_id(), req->user_id(), req->request_id()};
   issue_->Issue(std::move(cmd), deadline,
-                [reactor, resp](absl::StatusOr<IssueReply> reply) {
+                [reactor, resp, started](absl::StatusOr<IssueReply> reply) {
+                  IssueCallFinished(started, reply);
                   if (!reply.ok()) {
                     reactor->Finish(ToGrpcStatus(reply.status()));
                     return;

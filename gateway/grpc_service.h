@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "coupon/v1/coupon_service.grpc.pb.h"
+#include "gateway/auth.h"
 #include "gateway/gateway_store.h"
 #include "gateway/issue_service.h"
 #include "gateway/result_hub.h"
@@ -13,16 +14,25 @@ namespace coupon::gateway {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+// What the call presents: its `authorization` metadata and, under mutual
+// TLS, the names of the client certificate the handshake verified.
+Caller CallerOf(const grpc::ServerContextBase& ctx);
+
 /// Callback-API service. Thread-safe: gRPC calls it from its own threads.
-/// The collaborators must outlive the server it is registered with.
+/// The collaborators must outlive the server it is registered with. Every
+/// RPC that changes a coupon asks `admin` first.
 class CouponGrpcService final : public v1::CouponService::CallbackService {
  public:
   CouponGrpcService(IssueService* issue, ResultHub* hub, GatewayStore* store,
+                    AdminAuthorizer* admin,
                     absl::Duration default_issue_deadline)
       : issue_(issue),
         hub_(hub),
         store_(store),
-        default_issue_deadline_(default_issue_deadline) {}
+        admin_(admin),
+        default_issue_deadline_(default_issue_deadline) {
+    ParseRequestsOurselves();
+  }
 
   grpc::ServerUnaryReactor* CreateCoupon(grpc::CallbackServerContext* ctx,
                                          const v1::CreateCouponRequest* req,
@@ -44,9 +54,15 @@ class CouponGrpcService final : public v1::CouponService::CallbackService {
       v1::ListUserCouponsResponse* resp) override;
 
  private:
+  // Replaces the generated handlers with ones that parse each request
+  // themselves, so bytes protobuf refuses get INVALID_ARGUMENT naming the
+  // field (gateway/parsed_request.h).
+  void ParseRequestsOurselves();
+
   IssueService* issue_;
   ResultHub* hub_;
   GatewayStore* store_;
+  AdminAuthorizer* admin_;
   const absl::Duration default_issue_deadline_;
 };
 

@@ -26,6 +26,13 @@ void IssueService::Issue(IssueCommand cmd, absl::Time deadline, IssueDone done) 
     valid = ValidateRequestId("request_id", cmd.request_id);
   }
   if (!valid.ok()) return done(valid);
+  // Before anything that costs: a bot's excess calls end here. Every call
+  // counts, a resent request id too (a bot could resend one forever).
+  if (limiter_) {
+    if (absl::Status admitted = limiter_->Admit(cmd.user_id); !admitted.ok()) {
+      return done(admitted);
+    }
+  }
 
   absl::StatusOr<CouponInfo> coupon = coupons_->Find(cmd.coupon_id);
   if (!coupon.ok()) return done(coupon.status());

@@ -1,24 +1,49 @@
 #include "gateway/kafka_issuer.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "common/events/event_codec.h"
 #include "glog/logging.h"
 
 namespace coupon::gateway {
 
+// One call between Publish and its answer. `answered` and `entry` are guarded
+// by Waiting::mu; whoever sets `answered` calls `done`, outside the lock.
+struct KafkaIssuer::Pending {
+  IssueReply reply;
+  IssueDone done;
+  bool answered = false;
+  std::optional<std::multimap<absl::Time, std::shared_ptr<Pending>>::iterator> entry;
+};
+
 KafkaIssuer::KafkaIssuer(EventPublisher* publisher, std::string request_topic,
                          std::string gateway_id, Clock clock)
     : publisher_(publisher),
       request_topic_(std::move(request_topic)),
       gateway_id_(std::move(gateway_id)),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      waiting_(std::make_shared<Waiting>()) {
+  expirer_ = std::thread([this] { ExpireLoop(); });
+}
+
+KafkaIssuer::~KafkaIssuer() {
+  {
+    std::lock_guard<std::mutex> lock(waiting_->mu);
+    waiting_->stopping = true;
+  }
+  waiting_->cv.notify_all();
+  expirer_.join();
+}
 
 void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
                         absl::Time deadline, IssueDone done) {
   IssueReply reply;
   reply.request_id = cmd.request_id;
 
-  const UnixMicros now_us = absl::ToUnixMicros(clock_());
+  const absl::Time now = clock_();
+  const UnixMicros now_us = absl::ToUnixMicros(now);
   if (Outcome window = WindowOutcome(coupon, now_us); window != Outcome::kIssued) {
     reply.outcome = window;
     return done(reply);
@@ -30,25 +55,72 @@ void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
         "with the same request_id"));
   }
 
+  const absl::Time answer_by =
+      deadline - std::min(kMaxAnswerMargin,
+                          std::max(deadline - now, absl::ZeroDuration()) / 10);
+  auto pending = std::make_shared<Pending>();
+  pending->reply = std::move(reply);
+  pending->done = std::move(done);
+
   IssueRequest event;
   event.request_id = cmd.request_id;
   event.coupon_id = cmd.coupon_id;
   event.user_id = std::move(cmd.user_id);
   event.requested_at = now_us;
   event.gateway_id = gateway_id_;
+  // The publisher's own wait for room in a full queue ends by answer_by too.
   publisher_->Publish(
       request_topic_, CouponKey(event.coupon_id), EncodeIssueRequested(event),
-      deadline,
-      [reply = std::move(reply), done = std::move(done)](
-          absl::Status delivered) mutable {
-        if (!delivered.ok()) {
-          VLOG(1) << "request " << reply.request_id
-                  << " not queued: " << delivered;
-          return done(delivered);
+      answer_by,
+      [waiting = waiting_, pending](absl::Status delivered) {
+        {
+          std::lock_guard<std::mutex> lock(waiting->mu);
+          if (pending->answered) return;  // answered UNAVAILABLE already
+          pending->answered = true;
+          if (pending->entry) waiting->by_time.erase(*pending->entry);
+          pending->entry.reset();
         }
-        reply.outcome = Outcome::kAccepted;
-        done(std::move(reply));
+        if (!delivered.ok()) {
+          VLOG(1) << "request " << pending->reply.request_id
+                  << " not queued: " << delivered;
+          return pending->done(delivered);
+        }
+        pending->reply.outcome = Outcome::kAccepted;
+        pending->done(std::move(pending->reply));
       });
+
+  std::lock_guard<std::mutex> lock(waiting_->mu);
+  if (pending->answered) return;  // the report came already
+  pending->entry = waiting_->by_time.emplace(answer_by, pending);
+  if (*pending->entry == waiting_->by_time.begin()) waiting_->cv.notify_one();
+}
+
+void KafkaIssuer::ExpireLoop() {
+  Waiting& w = *waiting_;
+  std::unique_lock<std::mutex> lock(w.mu);
+  while (!w.stopping) {
+    if (w.by_time.empty()) {
+      w.cv.wait(lock);
+      continue;
+    }
+    auto first = w.by_time.begin();
+    // Real time: the deadline is the caller's, on the wall clock.
+    if (first->first > absl::Now()) {
+      w.cv.wait_until(lock, absl::ToChronoTime(first->first));
+      continue;
+    }
+    std::shared_ptr<Pending> pending = std::move(first->second);
+    w.by_time.erase(first);
+    pending->entry.reset();
+    pending->answered = true;
+    lock.unlock();
+    VLOG(1) << "request " << pending->reply.request_id
+            << " not acknowledged by the broker before the caller's deadline";
+    pending->done(absl::UnavailableError(
+        "kafka: the broker has not acknowledged the request in time; it may "
+        "still be queued: retry with the same request_id"));
+    lock.lock();
+  }
 }
 
 }  // namespace coupon::gateway

@@ -1,6 +1,11 @@
 #pragma once
 
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "common/event_publisher.h"
 #include "gateway/issuer.h"
@@ -9,7 +14,15 @@ namespace coupon::gateway {
 
 /// Produces an IssueRequested event keyed by coupon id and answers ACCEPTED
 /// once the broker acknowledged it (or NOT_STARTED / EXPIRED outside the
-/// coupon's window). Thread-safe; the publisher must outlive it.
+/// coupon's window). When the broker has not acknowledged the event shortly
+/// before the caller's deadline (a broker that died a moment ago, or hangs),
+/// it answers UNAVAILABLE then, so the caller hears "retry with the same
+/// request_id" instead of running into DEADLINE_EXCEEDED; the event may still
+/// be delivered and decided later, as UNAVAILABLE allows.
+///
+/// Thread-safe. Owns one thread that answers the calls whose time is up; it is
+/// joined by the destructor, after which only the publisher's delivery reports
+/// answer. The publisher must outlive it.
 class KafkaIssuer final : public Issuer {
  public:
   using Clock = std::function<absl::Time()>;
@@ -17,15 +30,35 @@ class KafkaIssuer final : public Issuer {
   KafkaIssuer(EventPublisher* publisher,
               std::string request_topic, std::string gateway_id,
               Clock clock = absl::Now);
+  ~KafkaIssuer() override;
 
   void Issue(IssueCommand command, const CouponInfo& coupon,
              absl::Time deadline, IssueDone done) override;
 
+  // How long before the caller's deadline an unacknowledged call is answered
+  // UNAVAILABLE: a tenth of the time it had, at most this much. Leaves room
+  // for the answer to reach the caller.
+  static constexpr absl::Duration kMaxAnswerMargin = absl::Milliseconds(250);
+
  private:
+  struct Pending;
+  // Calls waiting for their delivery report, shared with the report callbacks
+  // (which may run after this object is gone).
+  struct Waiting {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::multimap<absl::Time, std::shared_ptr<Pending>> by_time;  // answer-by
+    bool stopping = false;
+  };
+
+  void ExpireLoop();
+
   EventPublisher* publisher_;
   const std::string request_topic_;
   const std::string gateway_id_;
   const Clock clock_;
+  const std::shared_ptr<Waiting> waiting_;
+  std::thread expirer_;
 };
 
 }  // namespace coupon::gateway

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -64,8 +65,44 @@ ABSL_FLAG(absl::Duration, result_replay_window, kDefaults.result_replay_window,
           "At start, read results decided this long ago again.");
 ABSL_FLAG(absl::Duration, not_found_ttl, kDefaults.not_found_ttl,
           "How long an unknown coupon id is remembered as unknown.");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
-          "On SIGTERM, how long open calls may take to finish.");
+ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
+          "On SIGTERM, how long open calls may take to finish; the "
+          "producer's flush gets what is left of it.");
+ABSL_FLAG(int, metrics_port, 9464,
+          "Port of /metrics (Prometheus) on every interface; 0 turns it off.");
+ABSL_FLAG(absl::Duration, max_connection_age, kDefaults.max_connection_age,
+          "Connections are asked to go away (GOAWAY) this long after they "
+          "opened, so long-lived watch streams spread over new replicas; inf: "
+          "never.");
+ABSL_FLAG(absl::Duration, max_connection_age_grace,
+          kDefaults.max_connection_age_grace,
+          "After --max_connection_age, how long the calls on a connection may "
+          "still take before it is closed; inf: no limit.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain for TLS on the gRPC port; empty: plain text. "
+          "Re-read every minute.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key of --tls_cert_file (unencrypted).");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle: turns on mutual TLS, client certificates required "
+          "and verified against it.");
+ABSL_FLAG(std::string, admin_auth, kDefaults.admin.mode,
+          "required: CreateCoupon needs an identity from --admin_tokens_file "
+          "or --admin_client_names (with neither, every caller is refused); "
+          "none: anyone may create coupons (local development only).");
+ABSL_FLAG(std::string, admin_tokens_file, "",
+          "File of allowed admin bearer tokens, one per line (a mounted "
+          "Secret); callers send `authorization: Bearer <token>`. Re-read "
+          "when it changes.");
+ABSL_FLAG(std::vector<std::string>, admin_client_names, {},
+          "Client-certificate names (subject CN or SAN) allowed to create "
+          "coupons, comma-separated; needs --tls_client_ca_file.");
+ABSL_FLAG(double, user_rate_limit, kDefaults.user_rate_limit.per_second,
+          "IssueCoupon calls per second per user id, sustained; past it "
+          "RESOURCE_EXHAUSTED. 0 turns the limit off.");
+ABSL_FLAG(int, user_burst, kDefaults.user_rate_limit.burst,
+          "IssueCoupon calls a user id may make at once before "
+          "--user_rate_limit applies.");
 
 namespace {
 
@@ -104,6 +141,18 @@ int main(int argc, char** argv) {
   config.kafka_max_queued_messages = absl::GetFlag(FLAGS_kafka_max_queued_messages);
   config.result_replay_window = absl::GetFlag(FLAGS_result_replay_window);
   config.not_found_ttl = absl::GetFlag(FLAGS_not_found_ttl);
+  config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  config.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  config.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  config.tls.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  config.tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
+  config.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  config.admin.mode = absl::GetFlag(FLAGS_admin_auth);
+  config.admin.tokens_file = absl::GetFlag(FLAGS_admin_tokens_file);
+  config.admin.client_names = absl::GetFlag(FLAGS_admin_client_names);
+  config.user_rate_limit.per_second = absl::GetFlag(FLAGS_user_rate_limit);
+  config.user_rate_limit.burst = absl::GetFlag(FLAGS_user_burst);
   if (absl::Status s = coupon::kafka::ParseProperties(
           absl::GetFlag(FLAGS_kafka_properties), &config.kafka_extra);
       !s.ok()) {
@@ -115,16 +164,17 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Before Start: a SIGTERM while starting up still ends in a clean shutdown.
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
   auto server = coupon::gateway::GatewayServer::Start(config);
   if (!server.ok()) {
     LOG(ERROR) << "gateway cannot start: " << server.status();
     return 1;
   }
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   LOG(INFO) << "gateway: shutting down";
-  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  (*server)->Shutdown(config.shutdown_grace);
   server->reset();
   LOG(INFO) << "gateway: stopped";
   return 0;

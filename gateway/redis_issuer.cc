@@ -50,6 +50,15 @@ redis.call('SET', KEYS[4], record, 'EX', ARGV[7])
 return {'DECIDED', record}
 )lua";
 
+// Redis is down or did not answer: nothing was written by us, and a retry
+// with the same request id is safe whether or not the script ran.
+absl::Status RedisUnavailable(const absl::Status& s) {
+  return absl::UnavailableError(absl::StrCat(
+      s.message(), "; retry with the same request_id"));
+}
+
+}  // namespace
+
 absl::StatusOr<IssueResult> ParseRecord(const std::string& request_id,
                                         absl::string_view record) {
   std::vector<absl::string_view> f = absl::StrSplit(record, absl::MaxSplits('|', 4));
@@ -72,15 +81,6 @@ std::string Record(const IssueResult& r) {
   return absl::StrCat(OutcomeName(r.outcome), "|", r.remaining_quantity, "|",
                       r.decided_at, "|", r.coupon_id, "|", r.user_id);
 }
-
-// Redis is down or did not answer: nothing was written by us, and a retry
-// with the same request id is safe whether or not the script ran.
-absl::Status RedisUnavailable(const absl::Status& s) {
-  return absl::UnavailableError(absl::StrCat(
-      s.message(), "; retry with the same request_id"));
-}
-
-}  // namespace
 
 std::string QueueKey(int64_t id) { return absl::StrCat("coupon:queue:", id); }
 std::string IssuedKey(int64_t id, const std::string& user) {

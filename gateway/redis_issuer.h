@@ -19,6 +19,12 @@ std::string QueueKey(int64_t coupon_id);                             // coupon:q
 std::string IssuedKey(int64_t coupon_id, const std::string& user);   // coupon:issued:{id}:{user}
 std::string LimitKey(int64_t coupon_id);                             // coupon:limit:{id}
 std::string RequestKey(const std::string& request_id);               // coupon:request:{request_id}
+// The value under RequestKey, written by the decide script:
+// OUTCOME|remaining|decided_at_us|coupon_id|user_id. Parsing anything else
+// is INTERNAL: only this gateway writes these keys.
+std::string Record(const IssueResult& result);
+absl::StatusOr<IssueResult> ParseRecord(const std::string& request_id,
+                                        absl::string_view record);
 // Every gateway publishes the results it decides here and subscribes to it,
 // so live watches by user or coupon see the decisions of all gateways (the
 // Redis mode's counterpart of the topic coupon-issue-result).

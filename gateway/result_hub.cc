@@ -101,6 +101,7 @@ std::vector<IssueResult> ResultHub::WatchRequests(
       known.push_back(it->second);
     }
   }
+  if (shut_down_) watcher->OnShutdown();
   return known;
 }
 
@@ -108,12 +109,14 @@ void ResultHub::WatchUser(const std::string& user_id, ResultWatcher* watcher) {
   std::lock_guard<std::mutex> lock(mu_);
   by_user_[user_id].push_back(watcher);
   registrations_[watcher].user_ids.push_back(user_id);
+  if (shut_down_) watcher->OnShutdown();
 }
 
 void ResultHub::WatchCoupon(int64_t coupon_id, ResultWatcher* watcher) {
   std::lock_guard<std::mutex> lock(mu_);
   by_coupon_[coupon_id].push_back(watcher);
   registrations_[watcher].coupon_ids.push_back(coupon_id);
+  if (shut_down_) watcher->OnShutdown();
 }
 
 void ResultHub::Unwatch(ResultWatcher* watcher) {
@@ -132,6 +135,7 @@ void ResultHub::Unwatch(ResultWatcher* watcher) {
 
 void ResultHub::ShutdownWatchers() {
   std::lock_guard<std::mutex> lock(mu_);
+  shut_down_ = true;
   for (const auto& [watcher, unused] : registrations_) watcher->OnShutdown();
 }
 

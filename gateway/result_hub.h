@@ -78,7 +78,8 @@ class ResultHub {
   size_t watcher_count() const;
 
   // Tells every registered watcher the gateway is shutting down (they stay
-  // registered until they Unwatch).
+  // registered until they Unwatch), and from then on every watcher that
+  // registers, at once: a watch opened during the shutdown ends too.
   void ShutdownWatchers();
 
  private:
@@ -102,6 +103,7 @@ class ResultHub {
   absl::flat_hash_map<PairKey, IssuedTo> issued_;
   std::deque<PairKey> issued_order_;
   absl::flat_hash_set<int64_t> sold_out_;
+  bool shut_down_ = false;
 
   absl::flat_hash_map<std::string, std::vector<ResultWatcher*>> by_request_;
   absl::flat_hash_map<std::string, std::vector<ResultWatcher*>> by_user_;

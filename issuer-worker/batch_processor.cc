@@ -121,6 +121,9 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
                         acks->Expect());
   }
   stats->decided = decision.fresh.size();
+  for (size_t i : decision.fresh) {
+    ++stats->decided_by_outcome[decision.results[i].outcome];
+  }
   stats->republished = decision.results.size() - decision.fresh.size();
   stats->dead_letters = dead.size();
   absl::Status acked = acks->Wait(deadline + absl::Seconds(1));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct RawEvent {
 struct BatchStats {
   size_t events = 0;
   size_t decided = 0;      // fresh decisions stored
+  std::map<Outcome, size_t> decided_by_outcome;  // the same, by outcome
   size_t republished = 0;  // results of replayed requests sent again
   size_t issued = 0;
   size_t dead_letters = 0;

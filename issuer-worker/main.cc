@@ -41,6 +41,9 @@ ABSL_FLAG(absl::Duration, publish_timeout, kDefaults.publish_timeout,
           "batch is retried.");
 ABSL_FLAG(int, session_timeout_ms, kDefaults.session_timeout_ms,
           "Consumer group session timeout.");
+ABSL_FLAG(int, metrics_port, 9465,
+          "Port of /metrics (Prometheus), /healthz and /readyz, on every "
+          "interface; 0 turns them off.");
 
 int main(int argc, char** argv) {
   coupon::ParseFlagsWithEnv(
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
   config.batch_wait = absl::GetFlag(FLAGS_batch_wait);
   config.publish_timeout = absl::GetFlag(FLAGS_publish_timeout);
   config.session_timeout_ms = absl::GetFlag(FLAGS_session_timeout_ms);
+  config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (absl::Status s = coupon::kafka::ParseProperties(
           absl::GetFlag(FLAGS_kafka_properties), &config.kafka_extra);
       !s.ok()) {
@@ -73,13 +77,15 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Before Create: a SIGTERM while starting up then stops the worker cleanly
+  // too (Run returns at once and leaves the group).
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
   auto worker = coupon::worker::IssuerWorker::Create(config);
   if (!worker.ok()) {
     LOG(ERROR) << "worker cannot start: " << worker.status();
     return 1;
   }
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
   absl::Status ran = (*worker)->Run(g_stop);
   if (!ran.ok()) {
     LOG(ERROR) << "worker: " << ran;

@@ -6,10 +6,16 @@
 #include <mutex>
 #include <set>
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/kafka/config.h"
 #include "common/kafka/producer.h"
+#include "common/metrics/http_server.h"
+#include "common/metrics/metrics.h"
 #include "glog/logging.h"
 #include "issuer-worker/batch_processor.h"
 #include "issuer-worker/pg_issuance_store.h"
@@ -30,16 +36,92 @@ absl::Status WorkerConfig::Validate() const {
     return bad("max_batch", absl::StrCat("must be 1..100000, got ", max_batch));
   }
   if (batch_wait < absl::ZeroDuration() || batch_wait > absl::Seconds(1)) {
-    return bad("batch_wait", "must be 0..1s");
+    return bad("batch_wait",
+               absl::StrCat("must be 0..1s, got ", absl::FormatDuration(batch_wait)));
   }
   if (publish_timeout < absl::Seconds(1)) {
-    return bad("publish_timeout", "must be at least 1s");
+    return bad("publish_timeout", absl::StrCat("must be at least 1s, got ",
+                                               absl::FormatDuration(publish_timeout)));
   }
-  if (session_timeout_ms < 1000) return bad("session_timeout_ms", "must be >= 1000");
+  if (session_timeout_ms < 1000) {
+    return bad("session_timeout_ms",
+               absl::StrCat("must be >= 1000, got ", session_timeout_ms));
+  }
+  if (metrics_port < 0 || metrics_port > 65535) {
+    return bad("metrics_port",
+               absl::StrCat("must be 0..65535 (0: off), got ", metrics_port));
+  }
   return absl::OkStatus();
 }
 
 namespace {
+
+/// The worker's metrics, in the process's registry.
+struct WorkerMetrics {
+  metrics::Histogram& batch_events;
+  metrics::Histogram& transaction_seconds;
+  metrics::Histogram& batch_seconds;
+  metrics::CounterFamily& decisions;
+  metrics::Counter& republished;
+  metrics::Counter& dead_letters;
+  metrics::Counter& retries;
+  metrics::Gauge& assigned;
+  metrics::GaugeFamily& lag;
+
+  static WorkerMetrics& Get() {
+    static WorkerMetrics* m = new WorkerMetrics(metrics::Registry::Default());
+    return *m;
+  }
+
+ private:
+  explicit WorkerMetrics(metrics::Registry& r)
+      : batch_events(r.AddHistogram(
+                          "coupon_worker_batch_events",
+                          "Events per batch (one poll, one transaction).", {},
+                          {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
+                           10000})
+                         .WithLabelValues()),
+        transaction_seconds(
+            r.AddHistogram("coupon_worker_transaction_seconds",
+                           "The batch's PostgreSQL transaction (lock, decide, "
+                           "store, commit), when it committed.",
+                           {}, metrics::LatencyBuckets())
+                .WithLabelValues()),
+        batch_seconds(r.AddHistogram("coupon_worker_batch_seconds",
+                                     "A batch from its transaction to its "
+                                     "offset commit, results acknowledged "
+                                     "in between; batches done only.",
+                                     {}, metrics::LatencyBuckets())
+                          .WithLabelValues()),
+        decisions(r.AddCounter("coupon_worker_decisions_total",
+                               "Requests decided and stored, by outcome "
+                               "(replays are not decided again).",
+                               {"outcome"})),
+        republished(r.AddCounter("coupon_worker_republished_total",
+                                 "Results of requests decided before "
+                                 "(redelivered events, repeated request ids) "
+                                 "published again unchanged.")
+                        .WithLabelValues()),
+        dead_letters(r.AddCounter("coupon_worker_dead_letters_total",
+                                  "Events sent to the dead-letter topic.")
+                         .WithLabelValues()),
+        retries(r.AddCounter("coupon_worker_batch_retries_total",
+                             "Batches given back to the log and tried again "
+                             "(database or broker trouble).")
+                    .WithLabelValues()),
+        assigned(r.AddGauge("coupon_worker_assigned_partitions",
+                            "Partitions of the request topic this member owns.")
+                     .WithLabelValues()),
+        lag(r.AddGauge("coupon_worker_consumer_lag",
+                       "Events of an owned partition not yet committed by the "
+                       "group (librdkafka's consumer_lag, every 5 s).",
+                       {"topic", "partition"})) {
+    for (Outcome o : {Outcome::kIssued, Outcome::kSoldOut, Outcome::kAlreadyIssued,
+                      Outcome::kNotStarted, Outcome::kExpired}) {
+      decisions.WithLabelValues({std::string(OutcomeName(o))});
+    }
+  }
+};
 
 /// Tracks which partitions this member owns. librdkafka calls it from inside
 /// consume(), on the worker loop's thread.
@@ -49,26 +131,88 @@ class Rebalancer : public RdKafka::RebalanceCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     std::string list;
     for (auto* p : partitions) absl::StrAppend(&list, " ", p->partition());
+    WorkerMetrics& m = WorkerMetrics::Get();
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       LOG(INFO) << "worker: assigned partitions" << list;
       for (auto* p : partitions) owned_.insert(p->partition());
       owned_count_.store(static_cast<int>(owned_.size()));
       consumer->assign(partitions);
+      joined_.store(true);
     } else {
       // Nothing is in flight here: a batch is always committed (or given up
       // for a replay) before the next consume().
       LOG(INFO) << "worker: revoked partitions" << list;
-      for (auto* p : partitions) owned_.erase(p->partition());
+      for (auto* p : partitions) {
+        owned_.erase(p->partition());
+        m.lag.Remove({p->topic(), absl::StrCat(p->partition())});
+      }
       owned_count_.store(static_cast<int>(owned_.size()));
       consumer->unassign();
     }
+    m.assigned.Set(owned_count_.load());
   }
   bool Owns(int32_t partition) const { return owned_.count(partition) > 0; }
   int owned_count() const { return owned_count_.load(); }
+  bool joined() const { return joined_.load(); }
 
  private:
   std::set<int32_t> owned_;
   std::atomic<int> owned_count_{0};
+  std::atomic<bool> joined_{false};
+};
+
+/// Reads the consumer's statistics (consumer lag per partition) and passes
+/// every other event to the log. librdkafka calls it from inside consume(),
+/// on the worker loop's thread, like the Rebalancer it reads.
+class ConsumerEvents : public RdKafka::EventCb {
+ public:
+  ConsumerEvents(std::string topic, const Rebalancer* owner)
+      : topic_(std::move(topic)), owner_(owner) {}
+
+  void event_cb(RdKafka::Event& event) override {
+    if (event.type() == RdKafka::Event::EVENT_STATS) {
+      RecordLag(event.str());
+    } else {
+      kafka::LogEvent(event);
+    }
+  }
+
+ private:
+  // topics.<topic>.partitions.<n>.consumer_lag: the partition's last stable
+  // offset minus the group's committed offset, -1 while unknown.
+  void RecordLag(const std::string& json) {
+    google::protobuf::Struct stats;
+    if (!google::protobuf::util::JsonStringToMessage(json, &stats).ok()) {
+      LOG_EVERY_N(WARNING, 100) << "worker: unreadable consumer statistics";
+      return;
+    }
+    const auto& topics = stats.fields();
+    auto topics_it = topics.find("topics");
+    if (topics_it == topics.end()) return;
+    const auto& by_topic = topics_it->second.struct_value().fields();
+    auto topic_it = by_topic.find(topic_);
+    if (topic_it == by_topic.end()) return;
+    const auto& fields = topic_it->second.struct_value().fields();
+    auto partitions_it = fields.find("partitions");
+    if (partitions_it == fields.end()) return;
+    metrics::GaugeFamily& lag = WorkerMetrics::Get().lag;
+    for (const auto& [key, value] : partitions_it->second.struct_value().fields()) {
+      int32_t partition = 0;
+      if (!absl::SimpleAtoi(key, &partition) || partition < 0) continue;  // "-1"
+      const auto& p = value.struct_value().fields();
+      auto lag_it = p.find("consumer_lag");
+      if (lag_it == p.end()) continue;
+      const double n = lag_it->second.number_value();
+      if (owner_->Owns(partition) && n >= 0) {
+        lag.WithLabelValues({topic_, key}).Set(n);
+      } else {
+        lag.Remove({topic_, key});
+      }
+    }
+  }
+
+  const std::string topic_;
+  const Rebalancer* owner_;
 };
 
 }  // namespace
@@ -76,16 +220,24 @@ class Rebalancer : public RdKafka::RebalanceCb {
 struct IssuerWorker::Impl {
   WorkerConfig config;
   Rebalancer rebalancer;  // outlives consumer
+  std::unique_ptr<ConsumerEvents> events;  // outlives consumer
   std::unique_ptr<kafka::Producer> producer;
   std::unique_ptr<PgIssuanceStore> store;
   std::unique_ptr<BatchProcessor> processor;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer;
+  std::atomic<bool> stopping{false};
+  // Last: its /readyz handler reads the members above, so it stops first.
+  std::unique_ptr<metrics::HttpServer> http;
 };
 
 IssuerWorker::IssuerWorker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 int IssuerWorker::owned_partitions() const {
   return impl_->rebalancer.owned_count();
+}
+
+bool IssuerWorker::ready() const {
+  return impl_->rebalancer.joined() && !impl_->stopping.load();
 }
 
 IssuerWorker::~IssuerWorker() {
@@ -143,13 +295,19 @@ absl::StatusOr<std::unique_ptr<IssuerWorker>> IssuerWorker::Create(
       {"enable.partition.eof", "false"},
       // Read only what the producers committed to the log.
       {"isolation.level", "read_committed"},
+      // For coupon_worker_consumer_lag.
+      {"statistics.interval.ms", "5000"},
   };
   for (const auto& [k, v] : config.kafka_extra) props[k] = v;
   auto conf = kafka::MakeConf(props);
   if (!conf.ok()) return conf.status();
+  impl->events =
+      std::make_unique<ConsumerEvents>(config.request_topic, &impl->rebalancer);
   std::string error;
   if ((*conf)->set("rebalance_cb",
                    static_cast<RdKafka::RebalanceCb*>(&impl->rebalancer),
+                   error) != RdKafka::Conf::CONF_OK ||
+      (*conf)->set("event_cb", static_cast<RdKafka::EventCb*>(impl->events.get()),
                    error) != RdKafka::Conf::CONF_OK) {
     return absl::InternalError(error);
   }
@@ -164,7 +322,18 @@ absl::StatusOr<std::unique_ptr<IssuerWorker>> IssuerWorker::Create(
   }
   LOG(INFO) << "worker " << member << " joining group " << config.group_id
             << " on " << config.request_topic;
-  return std::unique_ptr<IssuerWorker>(new IssuerWorker(std::move(impl)));
+  std::unique_ptr<IssuerWorker> worker(new IssuerWorker(std::move(impl)));
+  if (config.metrics_port != 0) {
+    auto http = metrics::ServeMetrics("0.0.0.0", config.metrics_port,
+                                      [w = worker.get()] { return w->ready(); });
+    if (!http.ok()) {
+      return absl::Status(http.status().code(),
+                          absl::StrCat("--metrics_port: ", http.status().message()));
+    }
+    worker->impl_->http = std::move(*http);
+    LOG(INFO) << "worker: /metrics, /healthz, /readyz on port " << config.metrics_port;
+  }
+  return worker;
 }
 
 absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
@@ -221,8 +390,15 @@ absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
     if (batch.empty()) continue;
 
     BatchStats stats;
+    const absl::Time batch_start = absl::Now();
     absl::Status done = im.processor->Process(batch, im.config.publish_timeout, &stats);
     counters_.batches++;
+    // Stored decisions count even when the batch is retried: the retry
+    // republishes them rather than deciding them again.
+    WorkerMetrics& m = WorkerMetrics::Get();
+    for (const auto& [outcome, n] : stats.decided_by_outcome) {
+      m.decisions.WithLabelValues({std::string(OutcomeName(outcome))}).Inc(n);
+    }
     if (done.ok()) {
       std::vector<std::unique_ptr<RdKafka::TopicPartition>> owned;
       std::vector<RdKafka::TopicPartition*> offsets;
@@ -243,6 +419,11 @@ absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
       counters_.decided += stats.decided;
       counters_.issued += stats.issued;
       counters_.dead_letters += stats.dead_letters;
+      m.batch_events.Observe(static_cast<double>(stats.events));
+      m.transaction_seconds.ObserveDuration(stats.store_time);
+      m.batch_seconds.ObserveDuration(absl::Now() - batch_start);
+      m.republished.Inc(static_cast<double>(stats.republished));
+      m.dead_letters.Inc(static_cast<double>(stats.dead_letters));
       VLOG(1) << "worker: " << stats.events << " events from "
               << ranges.size() << " partitions: " << stats.decided
               << " decided, " << stats.republished << " republished, "
@@ -255,6 +436,7 @@ absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
     // Give the batch back to the log and try again after a pause: the
     // database or broker may be restarting. Nothing was committed.
     counters_.retries++;
+    m.retries.Inc();
     LOG(WARNING) << "worker: batch of " << batch.size() << " events from "
                  << ranges.size() << " partitions not done, retrying in "
                  << backoff << ": " << done;
@@ -270,9 +452,14 @@ absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
+  // The batch in hand is committed (or given back) by now. close() revokes
+  // our partitions and leaves the group, so the others take them over at
+  // once instead of after --session_timeout_ms.
+  im.stopping.store(true);
   LOG(INFO) << "worker: stopping; leaving group " << im.config.group_id;
   consumer.close();
   im.consumer.reset();
+  WorkerMetrics::Get().assigned.Set(0);
   return absl::OkStatus();
 }
 

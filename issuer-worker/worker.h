@@ -26,6 +26,9 @@ struct WorkerConfig {
   absl::Duration pg_connect_timeout = absl::Seconds(3);
   // Kafka group session timeout: how soon a dead worker's partitions move.
   int session_timeout_ms = 10000;
+  // Port of /metrics, /healthz and /readyz on every interface; 0: none. The
+  // binary's flag defaults to 9465; a library user opens no port unasked.
+  int metrics_port = 0;
   std::map<std::string, std::string> kafka_extra;
 
   absl::Status Validate() const;
@@ -35,7 +38,9 @@ struct WorkerConfig {
 /// events of the partitions it owns, in order, one transaction per
 /// partition batch. Run() blocks on the calling thread until `stop` is set;
 /// then it finishes the batch in hand, commits, and leaves the group so its
-/// partitions move at once. Create and Run from one thread.
+/// partitions move at once. Create and Run from one thread. With
+/// config.metrics_port set, a thread of its own serves /metrics, /healthz and
+/// /readyz (ready()) from Create until the destructor.
 class IssuerWorker {
  public:
   static absl::StatusOr<std::unique_ptr<IssuerWorker>> Create(
@@ -56,6 +61,10 @@ class IssuerWorker {
   const Counters& counters() const { return counters_; }
   // Partitions this member owns now; any thread.
   int owned_partitions() const;
+  // True from the first assignment the group gave this member (possibly of
+  // no partitions: it is a member) until Run starts to stop; what /readyz
+  // answers. Any thread.
+  bool ready() const;
 
  private:
   struct Impl;

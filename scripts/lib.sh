@@ -9,6 +9,9 @@
 #       KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 #       PG_DSN=postgresql://coupon:coupon@127.0.0.1:$PG_PORT/coupon
 #       REDIS_ADDR=127.0.0.1:$REDIS_PORT
+#   - names the local stack's secrets and certificates (files, never values):
+#       ADMIN_TOKEN_FILE=<repo>/.local/admin-token   (made by ensure_admin_token)
+#       TLS_DIR=<repo>/.local/tls                     (made by scripts/tls-certs)
 #   - defines log / warn / die, wait_for_port, port and pid-file helpers.
 # It changes no shell options of the caller beyond what the caller set, and starts nothing.
 
@@ -56,6 +59,14 @@ export KAFKA_PORT KAFKA_CONTROLLER_PORT PG_PORT REDIS_PORT GATEWAY_PORT
 : "${PG_DSN:=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB}"
 : "${REDIS_ADDR:=127.0.0.1:$REDIS_PORT}"
 export KAFKA_BROKERS PG_DSN REDIS_ADDR
+
+# The admin bearer token the local gateway accepts for CreateCoupon, and the
+# certificates of TLS=1 / TLS=mutual. Clients read the file:
+#   grpcurl -H "authorization: Bearer $(cat .local/admin-token)" ...
+# and flashsale reads ADMIN_TOKEN_FILE itself.
+: "${ADMIN_TOKEN_FILE:=$REPO_ROOT/.local/admin-token}"
+: "${TLS_DIR:=$REPO_ROOT/.local/tls}"
+export ADMIN_TOKEN_FILE TLS_DIR
 
 # Tools installed by install-deps (grpcurl) live in .local/bin.
 case ":$PATH:" in
@@ -205,9 +216,22 @@ as_root() {
   fi
 }
 
-# redact_dsn DSN: DSN with the password replaced by ***, for messages.
+# redact_dsn DSN: DSN with the password replaced by ***, for messages: the
+# user info of a URI, and password= / sslpassword= in a URI query or a
+# key=value string (common/redact.cc does the same for the binaries).
 redact_dsn() {
-  sed -E 's#^([a-z]+://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"
+  sed -E -e 's#^([a-z]+://[^:/@?]*):[^/?]*@#\1:***@#' \
+    -e "s#(^|[?&[:space:]])((ssl)?password[[:space:]]*=[[:space:]]*)('([^'\\\\]|\\\\.)*'|[^&[:space:]]*)#\\1\\2***#gI" <<<"$1"
+}
+
+# ensure_admin_token: make ADMIN_TOKEN_FILE (a random token, owner-only) if
+# it is missing or empty.
+ensure_admin_token() {
+  [[ -s "$ADMIN_TOKEN_FILE" ]] && return 0
+  mkdir -p "$(dirname "$ADMIN_TOKEN_FILE")"
+  (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$ADMIN_TOKEN_FILE.tmp" &&
+    echo >>"$ADMIN_TOKEN_FILE.tmp" && mv -f -- "$ADMIN_TOKEN_FILE.tmp" "$ADMIN_TOKEN_FILE")
+  log "made an admin token in $ADMIN_TOKEN_FILE"
 }
 
 ensure_local_dirs() {

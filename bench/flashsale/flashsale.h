@@ -59,6 +59,9 @@ struct FlashSaleConfig {
   bool verify = true;
   // For decisions/s of the Redis issuer (INFO commandstats); "" skips it.
   std::string redis_addr;
+  // Sent as `authorization: Bearer <token>` with CreateCoupon, which the
+  // gateway allows only to admins; empty sends none.
+  std::string admin_token;
   std::vector<NamedPid> pids;  // processes whose CPU is accounted
 
   // Fills the -1 sizes from the workload, then checks every field.

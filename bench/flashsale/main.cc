@@ -3,9 +3,11 @@
 // checks the invariants in PostgreSQL. Every flag can also be set by the
 // environment variable of its name in upper case. See bench/README.md.
 
+#include <fstream>
 #include <iostream>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/strip.h"
 #include "bench/flashsale/flashsale.h"
 #include "common/flags_env.h"
 #include "glog/logging.h"
@@ -66,6 +68,13 @@ ABSL_FLAG(std::string, pid_files, "",
 ABSL_FLAG(bool, verify, kDefaults.verify,
           "Watch results and check the invariants; false for a ceiling run "
           "against bench/bare-grpc-server.");
+ABSL_FLAG(std::string, admin_token, "",
+          "Admin bearer token for CreateCoupon; prefer the ADMIN_TOKEN "
+          "environment variable or --admin_token_file. Never printed.");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File whose first line is the admin bearer token (scripts/lib.sh "
+          "exports ADMIN_TOKEN_FILE=.local/admin-token); used when "
+          "--admin_token is empty. A missing file only warns.");
 ABSL_FLAG(std::string, redis_addr, "",
           "With --issuer=redis: read Redis' EVALSHA count for decisions/s.");
 ABSL_FLAG(std::string, json_out, "", "Also write the report as JSON here.");
@@ -107,6 +116,21 @@ int main(int argc, char** argv) {
   config.progress = absl::GetFlag(FLAGS_progress);
   config.verify = absl::GetFlag(FLAGS_verify);
   config.redis_addr = absl::GetFlag(FLAGS_redis_addr);
+  config.admin_token = absl::GetFlag(FLAGS_admin_token);
+  if (const std::string path = absl::GetFlag(FLAGS_admin_token_file);
+      config.admin_token.empty() && !path.empty()) {
+    std::ifstream in(path);
+    std::getline(in, config.admin_token);
+    config.admin_token = std::string(absl::StripAsciiWhitespace(config.admin_token));
+    // Not fatal: lib.sh names the file whether or not it exists yet, and a
+    // gateway with --admin_auth=none needs no token. Otherwise CreateCoupon
+    // fails UNAUTHENTICATED, which says what is missing.
+    if (config.admin_token.empty()) {
+      LOG(WARNING) << "--admin_token_file: no token in \"" << path
+                   << "\" (scripts/services start makes .local/admin-token); "
+                      "CreateCoupon goes without one";
+    }
+  }
   auto pids = coupon::bench::ParsePidList(absl::GetFlag(FLAGS_pids),
                                           absl::GetFlag(FLAGS_pid_files));
   if (!pids.ok()) {

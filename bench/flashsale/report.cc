@@ -145,6 +145,12 @@ void PrintReport(const RunReport& r, std::ostream& out) {
       r.accepted_missing, c.duplicates_live, c.duplicates_late);
   out << absl::StrFormat("first send -> last result  %.2f s\n",
                          r.first_send_to_last_result_seconds);
+  if (r.stock_sync_seconds >= 0) {
+    out << absl::StrFormat(
+        "stock sync  PostgreSQL's stock agreed %.2f s after the last answer "
+        "(outbox scheduler)\n",
+        r.stock_sync_seconds);
+  }
   for (const std::string& p : r.watch_problems) out << "watch      " << p << "\n";
   for (const CouponVerdict& cv : r.verification.coupons) {
     out << absl::StrFormat(
@@ -255,6 +261,7 @@ absl::Status WriteJson(const RunReport& r, const std::string& path) {
           .Int("duplicates_late", c.duplicates_late)
           .Num("first_send_to_last_result_seconds",
                r.first_send_to_last_result_seconds)
+          .Num("stock_sync_seconds", r.stock_sync_seconds)
           .Raw("watch_problems", StringsJson(r.watch_problems))
           .Raw("issued_per_coupon", absl::StrCat("[", absl::StrJoin(coupons, ", "), "]"))
           .Num("cpu_window_seconds", r.cpu_window_seconds)

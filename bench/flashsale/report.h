@@ -75,6 +75,9 @@ struct RunReport {
   double timeline_step_seconds = 0.1;
   LatencyCdf issue_cdf, e2e_cdf;
 
+  // Redis issuer: last answer -> no outbox row of the run PENDING, i.e. until
+  // PostgreSQL's stock agrees with the copies issued. < 0: not measured.
+  double stock_sync_seconds = -1;
   double send_seconds = 0;  // first send -> last answer
   double first_send_to_last_result_seconds = 0;
   LatencySummary issue_latency;  // send -> answer, OK calls

@@ -43,6 +43,16 @@ bool IsFinal(int outcome) {
          outcome == v1::ISSUE_OUTCOME_EXPIRED;
 }
 
+// A result seen by the client against the issue_results row: the same
+// outcome and copy, or a description of both for the violation.
+std::optional<std::string> DiffersFromRow(const DbSnapshot::Result& row,
+                                          absl::string_view seen_as, int outcome,
+                                          int64_t user_coupon_id) {
+  if (row.outcome == outcome && row.user_coupon_id == user_coupon_id) return std::nullopt;
+  return absl::StrCat(seen_as, " ", OutcomeName(outcome), "/", user_coupon_id,
+                      ", db ", OutcomeName(row.outcome), "/", row.user_coupon_id);
+}
+
 }  // namespace
 
 absl::StatusOr<DbSnapshot> ReadSnapshot(const std::string& pg_dsn,
@@ -162,13 +172,9 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
         if (!decided_at_gateway || e.result == v1::ISSUE_OUTCOME_ISSUED) {
           bad.Add("result on a stream but no issue_results row", id);
         }
-      } else if (row->second.outcome != e.result ||
-                 row->second.user_coupon_id != e.result_user_coupon_id) {
-        bad.Add("stream result differs from issue_results",
-                absl::StrCat(id, " stream ", OutcomeName(e.result), "/",
-                             e.result_user_coupon_id, " db ",
-                             OutcomeName(row->second.outcome), "/",
-                             row->second.user_coupon_id));
+      } else if (auto diff = DiffersFromRow(row->second, "stream", e.result,
+                                            e.result_user_coupon_id)) {
+        bad.Add("stream result differs from issue_results", absl::StrCat(id, " ", *diff));
       }
     }
 
@@ -197,6 +203,19 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
       if (has_row != (e.answer == v1::ISSUE_OUTCOME_ISSUED)) {
         bad.Add("issue_results row for a request not answered ISSUED, or none for one",
                 absl::StrCat(id, " answered ", OutcomeName(e.answer)));
+      }
+      continue;
+    }
+    if (has_row) {
+      // A worker decided it, yet no call was answered ACCEPTED: the call that
+      // queued it lost its answer (its gateway died after producing the
+      // event), and a resend got the decided result back. It must be that
+      // result.
+      ++v.checks;
+      if (auto diff = DiffersFromRow(row->second, "answered", e.answer,
+                                     e.answer_user_coupon_id)) {
+        bad.Add("a resent request's answer differs from its decided result",
+                absl::StrCat(id, " ", *diff));
       }
       continue;
     }

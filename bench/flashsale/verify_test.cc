@@ -107,6 +107,42 @@ TEST_F(CompareTest, UnansweredCallFails) {
               HasSubstr("call never answered"));
 }
 
+// Request 0's only call queued it, but its gateway died before answering;
+// the resend on another gateway was answered with the decided result.
+TEST_F(CompareTest, ResentRequestAnsweredWithItsDecidedResultPasses) {
+  AcceptAllAndDecide();
+  Plan plan = plan_;
+  Ledger ledger(&plan);
+  for (size_t c = 0; c < plan.calls(); ++c) {
+    const size_t n = plan.call_request[c];
+    ledger.RecordSent(c, 1);
+    if (n == 0) {
+      ledger.RecordAnswer(c, 2, 0, v1::ISSUE_OUTCOME_ISSUED, 100);
+    } else {
+      ledger.RecordAnswer(c, 2, 0, v1::ISSUE_OUTCOME_ACCEPTED, 0);
+    }
+    v1::IssueResult r;
+    r.set_request_id(plan.RequestId(n));
+    r.set_coupon_id(7);
+    r.set_user_id(Plan::UserId(plan.user_of[n]));
+    r.set_outcome(n < 2 ? v1::ISSUE_OUTCOME_ISSUED : v1::ISSUE_OUTCOME_SOLD_OUT);
+    r.set_user_coupon_id(n < 2 ? 100 + n : 0);
+    ledger.RecordResult(r, Via::kLive, 3);
+  }
+  EXPECT_THAT(Compare(plan, ledger, 2, db_).violations, IsEmpty());
+
+  // The same resend answered otherwise than it was decided.
+  Ledger other(&plan);
+  for (size_t c = 0; c < plan.calls(); ++c) {
+    const size_t n = plan.call_request[c];
+    other.RecordSent(c, 1);
+    other.RecordAnswer(c, 2, 0,
+                       n == 0 ? v1::ISSUE_OUTCOME_SOLD_OUT : v1::ISSUE_OUTCOME_ACCEPTED, 0);
+  }
+  EXPECT_THAT(Violations(Compare(plan, other, 2, db_)),
+              HasSubstr("a resent request's answer differs from its decided result"));
+}
+
 TEST_F(CompareTest, AcceptedWithoutResultFails) {
   ledger_.RecordSent(0, 1);
   ledger_.RecordAnswer(0, 2, 0, v1::ISSUE_OUTCOME_ACCEPTED, 0);

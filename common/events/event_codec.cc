@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_convert.h"
+#include "common/proto_parse.h"
 #include "common/status_macros.h"
 #include "common/validation.h"
 #include "coupon/v1/coupon.pb.h"
@@ -25,9 +26,7 @@ absl::StatusOr<IssueRequest> DecodeIssueRequested(absl::string_view bytes) {
         "event is ", bytes.size(), " bytes; at most ", kMaxEventBytes));
   }
   v1::IssueRequested event;
-  if (!event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::InvalidArgumentError("event is not a coupon.v1.IssueRequested");
-  }
+  RETURN_IF_ERROR(ParseProto(bytes, &event));
   RETURN_IF_ERROR(ValidateRequestId("request_id", event.request_id()));
   RETURN_IF_ERROR(ValidateCouponId("coupon_id", event.coupon_id()));
   RETURN_IF_ERROR(ValidateUserId("user_id", event.user_id()));
@@ -35,10 +34,11 @@ absl::StatusOr<IssueRequest> DecodeIssueRequested(absl::string_view bytes) {
     return absl::InvalidArgumentError("requested_at: is required");
   }
   IssueRequest request;
+  ASSIGN_OR_RETURN(request.requested_at,
+                   FromProtoTime("requested_at", event.requested_at()));
   request.request_id = event.request_id();
   request.coupon_id = event.coupon_id();
   request.user_id = event.user_id();
-  request.requested_at = FromProtoTime(event.requested_at());
   request.gateway_id = event.gateway_id();
   return request;
 }
@@ -48,11 +48,12 @@ std::string EncodeIssueResult(const IssueResult& result) {
 }
 
 absl::StatusOr<IssueResult> DecodeIssueResult(absl::string_view bytes) {
-  v1::IssueResult proto;
-  if (bytes.size() > kMaxEventBytes ||
-      !proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::InvalidArgumentError("event is not a coupon.v1.IssueResult");
+  if (bytes.size() > kMaxEventBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "event is ", bytes.size(), " bytes; at most ", kMaxEventBytes));
   }
+  v1::IssueResult proto;
+  RETURN_IF_ERROR(ParseProto(bytes, &proto));
   ASSIGN_OR_RETURN(IssueResult result, FromProto(proto));
   if (result.outcome == Outcome::kAccepted) {
     return absl::InvalidArgumentError("outcome: a result must be final");

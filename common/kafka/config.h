@@ -8,6 +8,7 @@
 
 namespace RdKafka {
 class Conf;
+class Event;
 }
 
 namespace coupon::kafka {
@@ -17,6 +18,11 @@ namespace coupon::kafka {
 // glog (a process-wide callback) unless the caller sets its own event_cb.
 absl::StatusOr<std::unique_ptr<RdKafka::Conf>> MakeConf(
     const std::map<std::string, std::string>& properties);
+
+// What the default event callback does with an event: errors, and log lines
+// of warning level or worse, go to glog. For clients that set their own
+// event_cb (to read statistics) and pass the rest on.
+void LogEvent(RdKafka::Event& event);
 
 // Parses "key=value,key=value" (extra librdkafka properties from a flag, for
 // SASL/SSL and tuning) into `out`, overriding what is there.

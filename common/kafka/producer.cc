@@ -4,9 +4,38 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/kafka/config.h"
+#include "common/metrics/metrics.h"
 #include "glog/logging.h"
 
 namespace coupon::kafka {
+namespace {
+
+/// One topic's delivery metrics; children of process-wide families.
+struct TopicMetrics {
+  metrics::Histogram* ack_latency;
+  metrics::Counter* delivered;
+  metrics::Counter* failed;
+
+  explicit TopicMetrics(const std::string& topic) {
+    auto& registry = metrics::Registry::Default();
+    ack_latency =
+        &registry
+             .AddHistogram("coupon_kafka_producer_ack_latency_seconds",
+                           "Time from produce() to the broker's acknowledgement "
+                           "(acks=all) of each acknowledged event, per topic.",
+                           {"topic"}, metrics::LatencyBuckets())
+             .WithLabelValues({topic});
+    auto& deliveries = registry.AddCounter(
+        "coupon_kafka_producer_deliveries_total",
+        "Delivery reports of produced events, per topic: result ok "
+        "(acknowledged) or failed (timed out, refused, purged at exit).",
+        {"topic", "result"});
+    delivered = &deliveries.WithLabelValues({topic, "ok"});
+    failed = &deliveries.WithLabelValues({topic, "failed"});
+  }
+};
+
+}  // namespace
 
 // librdkafka calls these from within poll(), i.e. on the poll thread.
 class Producer::Callbacks : public RdKafka::DeliveryReportCb,
@@ -17,8 +46,14 @@ class Producer::Callbacks : public RdKafka::DeliveryReportCb,
   void dr_cb(RdKafka::Message& message) override {
     auto* done = static_cast<DeliveryCallback*>(message.msg_opaque());
     absl::Status status;
+    TopicMetrics& m = MetricsFor(message.topic_name());
     if (message.err() == RdKafka::ERR_NO_ERROR) {
       brokers_up_->store(true);
+      m.delivered->Inc();
+      // Microseconds since produce(), measured by librdkafka; -1 if unknown.
+      if (const int64_t us = message.latency(); us >= 0) {
+        m.ack_latency->Observe(static_cast<double>(us) / 1e6);
+      }
     } else if (message.err() == RdKafka::ERR__MSG_TIMED_OUT) {
       status = absl::UnavailableError(
           absl::StrCat("kafka: event not acknowledged in time: ",
@@ -27,6 +62,7 @@ class Producer::Callbacks : public RdKafka::DeliveryReportCb,
       status = absl::UnavailableError(
           absl::StrCat("kafka: delivery failed: ", message.errstr()));
     }
+    if (!status.ok()) m.failed->Inc();
     if (done) {
       (*done)(status);
       delete done;
@@ -59,7 +95,16 @@ class Producer::Callbacks : public RdKafka::DeliveryReportCb,
   }
 
  private:
+  TopicMetrics& MetricsFor(const std::string& topic) {
+    auto it = metrics_.find(topic);
+    if (it == metrics_.end()) it = metrics_.try_emplace(topic, topic).first;
+    return it->second;
+  }
+
   std::atomic<bool>* brokers_up_;
+  // By topic name; only dr_cb touches it, on the poll thread (or in the
+  // destructor once the poll thread has ended).
+  std::map<std::string, TopicMetrics> metrics_;
 };
 
 Producer::Producer() : callbacks_(std::make_unique<Callbacks>(&brokers_up_)) {}

@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/redact.h"
 #include "glog/logging.h"
 
 namespace coupon::pg {
@@ -89,8 +90,10 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
     std::string message = PQerrorMessage(conn);
     PQfinish(conn);
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    return absl::UnavailableError(
-        absl::StrCat("postgres: cannot connect: ", message));
+    // libpq may quote a piece of a malformed DSN (`invalid percent-encoded
+    // token: "..."`), and this status reaches logs and gRPC callers.
+    return absl::UnavailableError(absl::StrCat("postgres: cannot connect: ",
+                                               ScrubSecrets(message, DsnSecrets(dsn))));
   }
   return std::unique_ptr<Connection>(new Connection(conn));
 }

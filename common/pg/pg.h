@@ -81,7 +81,8 @@ std::string Int64Array(const std::vector<int64_t>& values);
 std::string TextArray(const std::vector<std::string>& values);
 
 // SQL turning a bigint expression of microseconds since the epoch into a
-// timestamptz, exactly (to_timestamp goes through a double).
+// timestamptz, exactly (to_timestamp goes through a double). `expr` is
+// spliced into the SQL: a `$n` placeholder or a column name, never a value.
 std::string MicrosToTimestamp(absl::string_view expr);
 
 template <typename Fn>

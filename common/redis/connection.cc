@@ -8,6 +8,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -15,6 +16,17 @@
 
 namespace coupon::redis {
 namespace {
+
+// Error replies of a Redis that is up but cannot run commands yet: loading its
+// data after a restart (for seconds with a large append-only file), busy with a
+// long script, or a replica without its primary. Anything else is the
+// command's own error.
+bool IsTransientError(absl::string_view error) {
+  for (absl::string_view prefix : {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "}) {
+    if (absl::StartsWith(error, prefix)) return true;
+  }
+  return false;
+}
 
 // What we were doing when something failed; it decides the code and wording.
 enum class Stage { kConnect, kAuth, kCommand, kAcquire };
@@ -238,6 +250,12 @@ absl::StatusOr<Reply> Connection::Command(
   if (!converted) {
     return absl::InternalError(absl::StrCat(
         "redis: unexpected reply type ", type, " from ", addr_));
+  }
+  if (reply.type == Reply::Type::kError && IsTransientError(reply.str)) {
+    // The command did not run: Redis is up but cannot serve yet. Callers
+    // treat it like Redis being down, which a retry gets past.
+    return absl::UnavailableError(
+        absl::StrCat("redis: ", addr_, " cannot serve yet: ", reply.str));
   }
   return reply;
 }

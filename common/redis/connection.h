@@ -33,8 +33,10 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // A Redis error reply is a Reply of type kError; a failed status means the
-  // connection is broken (see healthy()).
+  // A Redis error reply is a Reply of type kError, except the replies of a
+  // Redis that cannot serve yet (LOADING after a restart, BUSY, MASTERDOWN,
+  // TRYAGAIN): UNAVAILABLE, the command did not run. Any other failed status
+  // means the connection is broken (see healthy()).
   absl::StatusOr<Reply> Command(const std::vector<std::string>& argv);
 
   // Waits up to `wait` for the next reply the server pushes (pub/sub

@@ -70,7 +70,9 @@ class Client {
   // Binary-safe (redisCommandArgv). A Redis error reply is a Reply of type
   // kError, not a failed status. UNAVAILABLE when Redis cannot be reached or
   // does not answer within the timeouts; the command may or may not have run
-  // then, so it is not retried here.
+  // then, so it is not retried here. UNAVAILABLE too while Redis is up but
+  // cannot serve yet (LOADING its data after a restart, BUSY, ...): then the
+  // command did not run.
   absl::StatusOr<Reply> Command(const std::vector<std::string>& argv);
 
   // EVALSHA; on NOSCRIPT (Redis restarted or flushed its scripts) loads the

@@ -30,6 +30,9 @@ ABSL_FLAG(int, outbox_max_attempts, kDefaults.max_attempts,
           "(4: the first attempt and 3 retries).");
 ABSL_FLAG(int, outbox_batch_size, kDefaults.batch_size,
           "Rows claimed per pass, in one transaction.");
+ABSL_FLAG(int, metrics_port, 9466,
+          "Port of /metrics (Prometheus), /healthz and /readyz, on every "
+          "interface; 0 turns them off.");
 
 int main(int argc, char** argv) {
   coupon::ParseFlagsWithEnv(
@@ -46,18 +49,19 @@ int main(int argc, char** argv) {
   config.retry_interval = absl::GetFlag(FLAGS_outbox_retry_interval);
   config.max_attempts = absl::GetFlag(FLAGS_outbox_max_attempts);
   config.batch_size = absl::GetFlag(FLAGS_outbox_batch_size);
+  config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (absl::Status s = config.Validate(); !s.ok()) {
     std::cerr << s.message() << "\n";
     return 2;
   }
 
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
   auto scheduler = coupon::outbox::OutboxScheduler::Create(config);
   if (!scheduler.ok()) {
     LOG(ERROR) << "outbox scheduler cannot start: " << scheduler.status();
     return 1;
   }
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
   absl::Status ran = (*scheduler)->Run(g_stop);
   if (!ran.ok()) {
     LOG(ERROR) << "outbox scheduler: " << ran;

@@ -4,6 +4,8 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/metrics/http_server.h"
+#include "common/metrics/metrics.h"
 #include "common/pg/pg.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -37,10 +39,48 @@ absl::Status OutboxConfig::Validate() const {
   if (pg_connect_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("pg_connect_timeout: must be positive");
   }
+  if (metrics_port < 0 || metrics_port > 65535) {
+    return bad("metrics_port",
+               absl::StrCat("must be 0..65535 (0: off), got ", metrics_port));
+  }
   return absl::OkStatus();
 }
 
 namespace {
+
+constexpr const char* kStates[] = {"PENDING", "DONE", "FAILED"};
+
+/// The scheduler's metrics, in the process's registry.
+struct OutboxMetrics {
+  metrics::GaugeFamily& rows;
+  metrics::CounterFamily& passes;
+  metrics::CounterFamily& processed;
+
+  static OutboxMetrics& Get() {
+    static OutboxMetrics* m = new OutboxMetrics(metrics::Registry::Default());
+    return *m;
+  }
+
+ private:
+  explicit OutboxMetrics(metrics::Registry& r)
+      : rows(r.AddGauge("coupon_outbox_rows",
+                        "coupon_outbox rows by state, counted in PostgreSQL "
+                        "after a pass (at most once a second).",
+                        {"state"})),
+        passes(r.AddCounter("coupon_outbox_passes_total",
+                            "Passes: ok (committed) or error (nothing "
+                            "committed, e.g. PostgreSQL down).",
+                            {"result"})),
+        processed(r.AddCounter("coupon_outbox_rows_processed_total",
+                               "Claimed rows by what the pass did: done (stock "
+                               "taken), retried (PENDING again), failed "
+                               "(FAILED for good).",
+                               {"result"})) {
+    passes.WithLabelValues({"ok"});
+    passes.WithLabelValues({"error"});
+    for (const char* r : {"done", "retried", "failed"}) processed.WithLabelValues({r});
+  }
+};
 
 struct ClaimedRow {
   int64_t outbox_id = 0;
@@ -110,19 +150,48 @@ absl::StatusOr<std::unique_ptr<OutboxScheduler>> OutboxScheduler::Create(
   if (absl::Status db = scheduler->Connect(); !db.ok()) {
     LOG(WARNING) << "outbox: " << db << "; retrying with the first pass";
   }
+  if (config.metrics_port != 0) {
+    auto http = metrics::ServeMetrics("0.0.0.0", config.metrics_port,
+                                      [s = scheduler.get()] { return s->ready(); });
+    if (!http.ok()) {
+      return absl::Status(http.status().code(),
+                          absl::StrCat("--metrics_port: ", http.status().message()));
+    }
+    scheduler->http_ = std::move(*http);
+    LOG(INFO) << "outbox: /metrics, /healthz, /readyz on port " << config.metrics_port;
+  }
   return scheduler;
 }
 
 OutboxScheduler::OutboxScheduler(const OutboxConfig& config)
     : config_(config) {}
 
-OutboxScheduler::~OutboxScheduler() = default;
+OutboxScheduler::~OutboxScheduler() { http_.reset(); }
 
 absl::Status OutboxScheduler::Connect() {
   if (conn_ && conn_->healthy()) return absl::OkStatus();
   conn_.reset();
+  ready_.store(false);
   ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(config_.pg_dsn,
                                                   config_.pg_connect_timeout));
+  ready_.store(!stopping_.load());
+  return absl::OkStatus();
+}
+
+absl::Status OutboxScheduler::CountRows() {
+  RETURN_IF_ERROR(Connect());
+  ASSIGN_OR_RETURN(pg::Result counted,
+                   conn_->Exec("SELECT state, count(*) FROM coupon_outbox "
+                               "GROUP BY state"));
+  std::map<std::string, int64_t> by_state;
+  for (int i = 0; i < counted.rows(); ++i) {
+    by_state[std::string(counted.Get(i, 0))] = counted.GetInt64(i, 1);
+  }
+  for (const char* state : kStates) {
+    OutboxMetrics::Get().rows.WithLabelValues({state}).Set(
+        static_cast<double>(by_state[state]));
+  }
+  last_count_ = absl::Now();
   return absl::OkStatus();
 }
 
@@ -133,9 +202,14 @@ absl::StatusOr<PassStats> OutboxScheduler::RunOnce() {
   if (status.ok()) {
     status = pg::InTransaction(*conn_, [&] { return RunPass(pass); });
   }
+  OutboxMetrics& m = OutboxMetrics::Get();
   if (!status.ok()) {
     counters_.pass_errors++;
-    if (conn_ && !conn_->healthy()) conn_.reset();
+    m.passes.WithLabelValues({"error"}).Inc();
+    if (conn_ && !conn_->healthy()) {
+      conn_.reset();
+      ready_.store(false);
+    }
     return status;
   }
   const PassStats& s = pass.stats;
@@ -143,6 +217,15 @@ absl::StatusOr<PassStats> OutboxScheduler::RunOnce() {
   counters_.done += s.done;
   counters_.retried += s.retried;
   counters_.failed += s.failed;
+  m.passes.WithLabelValues({"ok"}).Inc();
+  m.processed.WithLabelValues({"done"}).Inc(s.done);
+  m.processed.WithLabelValues({"retried"}).Inc(s.retried);
+  m.processed.WithLabelValues({"failed"}).Inc(s.failed);
+  if (absl::Now() - last_count_ >= absl::Seconds(1)) {
+    if (absl::Status counted = CountRows(); !counted.ok()) {
+      LOG(WARNING) << "outbox: counting rows by state: " << counted;
+    }
+  }
   for (const Pass::Failed& f : pass.failed_rows) {
     LOG(WARNING) << "outbox: FAILED coupon " << f.row.coupon_id << " outbox_id "
                  << f.row.outbox_id << " request " << f.row.request_id
@@ -318,6 +401,8 @@ absl::Status OutboxScheduler::Run(const std::atomic<bool>& stop) {
       absl::SleepFor(std::min(absl::Milliseconds(100), next - now));
     }
   }
+  stopping_.store(true);
+  ready_.store(false);
   LOG(INFO) << "outbox: stopped after " << counters_.passes.load()
             << " passes: " << counters_.done.load() << " done, "
             << counters_.retried.load() << " retried, "

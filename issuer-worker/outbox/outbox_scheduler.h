@@ -12,6 +12,9 @@
 namespace coupon::pg {
 class Connection;
 }
+namespace coupon::metrics {
+class HttpServer;
+}
 
 namespace coupon::outbox {
 
@@ -30,6 +33,9 @@ struct OutboxConfig {
   // Rows claimed per pass (one transaction).
   int batch_size = 1000;
   absl::Duration pg_connect_timeout = absl::Seconds(3);
+  // Port of /metrics, /healthz and /readyz on every interface; 0: none. The
+  // binary's flag defaults to 9466; a library user opens no port unasked.
+  int metrics_port = 0;
   // Only rows of these coupons; empty: every coupon. Not a flag: the tests
   // use it to stay clear of rows other tests or benchmarks left behind.
   std::vector<int64_t> only_coupon_ids;
@@ -57,7 +63,9 @@ struct PassStats {
 ///
 /// Owns one PostgreSQL connection, made lazily and again after it breaks.
 /// RunOnce and Run from one thread at a time (Run calls RunOnce); counters()
-/// from any thread. Destroy it after Run has returned.
+/// and ready() from any thread. Destroy it after Run has returned. With
+/// config.metrics_port set, a thread of its own serves /metrics, /healthz and
+/// /readyz (ready()) from Create until the destructor.
 class OutboxScheduler {
  public:
   // INVALID_ARGUMENT for a bad config. An unreachable database is not an
@@ -87,6 +95,15 @@ class OutboxScheduler {
   };
   const Counters& counters() const { return counters_; }
 
+  // True while the database connection is up (it connected, and the last
+  // pass did not lose it) and Run is not stopping: what /readyz answers.
+  // Any thread.
+  bool ready() const { return ready_.load(); }
+
+  // Counts coupon_outbox rows by state into the coupon_outbox_rows gauge.
+  // RunOnce calls it after each pass, at most once a second.
+  absl::Status CountRows();
+
  private:
   explicit OutboxScheduler(const OutboxConfig& config);
   absl::Status Connect();
@@ -96,6 +113,11 @@ class OutboxScheduler {
   const OutboxConfig config_;
   std::unique_ptr<pg::Connection> conn_;
   Counters counters_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> stopping_{false};
+  absl::Time last_count_ = absl::InfinitePast();
+  // Last: its /readyz handler reads ready_, so it stops first.
+  std::unique_ptr<metrics::HttpServer> http_;
 };
 
 }  // namespace coupon::outbox

@@ -1,6 +1,12 @@
 #include "tests/integration/issuance_stack.h"
 
+#include <grpcpp/support/client_interceptor.h>
+#include <unistd.h>
+
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <mutex>
 
 #include <librdkafka/rdkafkacpp.h>
@@ -48,7 +54,61 @@ void SkipTestGroupToEnd(const std::string& topic) {
   consumer->close();
 }
 
+/// Adds the admin token to every call of the channel it is installed on.
+class BearerInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert(
+          {"authorization", absl::StrCat("Bearer ", AdminToken())});
+    }
+    methods->Proceed();
+  }
+};
+
+class BearerInterceptorFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerInterceptor();
+  }
+};
+
 }  // namespace
+
+const std::string& AdminToken() {
+  static const std::string token = absl::StrCat(
+      "test-admin-token-", getpid(), "-", absl::ToUnixNanos(absl::Now()));
+  return token;
+}
+
+const std::string& AdminTokensFile() {
+  static const std::string path = [] {
+    std::string p = ::testing::TempDir() + "coupon-admin-tokens-XXXXXX";
+    const int fd = mkstemp(p.data());
+    CHECK_GE(fd, 0) << "cannot make " << p;
+    close(fd);
+    std::ofstream(p) << "# the integration tests' admin\n" << AdminToken() << "\n";
+    return p;
+  }();
+  // Registered after `path` is made, so it runs before `path` is destroyed.
+  static const bool removed_at_exit =
+      std::atexit([] { std::remove(AdminTokensFile().c_str()); }) == 0;
+  (void)removed_at_exit;
+  return path;
+}
+
+std::shared_ptr<grpc::Channel> AdminChannel(
+    const std::string& target,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<BearerInterceptorFactory>());
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      target, credentials, grpc::ChannelArguments(), std::move(interceptors));
+}
 
 WorkerThread::WorkerThread(const worker::WorkerConfig& config) {
   auto w = worker::IssuerWorker::Create(config);
@@ -71,8 +131,9 @@ IssuanceStack::~IssuanceStack() {
   gateways_.clear();
 }
 
-int IssuanceStack::AddGateway(absl::Duration result_replay_window,
-                              const std::string& issuer) {
+int IssuanceStack::AddGateway(
+    absl::Duration result_replay_window, const std::string& issuer,
+    const std::function<void(gateway::GatewayConfig&)>& adjust) {
   gateway::GatewayConfig config;
   config.issuer = issuer;
   config.redis_addr = RedisAddr();
@@ -80,6 +141,10 @@ int IssuanceStack::AddGateway(absl::Duration result_replay_window,
   config.kafka_brokers = KafkaBrokers();
   config.pg_dsn = PgDsn();
   config.result_replay_window = result_replay_window;
+  config.admin.tokens_file = AdminTokensFile();
+  config.user_rate_limit.per_second = 0;
+  config.metrics_port = 0;  // tests run side by side: no fixed ports
+  if (adjust) adjust(config);
   auto server = gateway::GatewayServer::Start(config);
   CHECK(server.ok()) << server.status() << "; " << kStackHint;
   const absl::Time until = absl::Now() + absl::Seconds(30);
@@ -87,9 +152,8 @@ int IssuanceStack::AddGateway(absl::Duration result_replay_window,
     CHECK(absl::Now() < until) << "gateway not ready after 30s; " << kStackHint;
     absl::SleepFor(absl::Milliseconds(20));
   }
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
-                                     grpc::InsecureChannelCredentials());
-  stubs_.push_back(v1::CouponService::NewStub(channel));
+  stubs_.push_back(v1::CouponService::NewStub(
+      AdminChannel(absl::StrCat("127.0.0.1:", (*server)->port()))));
   gateways_.push_back(std::move(*server));
   if (!db_) {
     auto db = pg::Connection::Connect(PgDsn(), absl::Seconds(5));
@@ -111,6 +175,7 @@ void IssuanceStack::AddWorker() {
   config.group_id = kTestGroup;
   SkipTestGroupToEnd(config.request_topic);
   config.session_timeout_ms = 6000;
+  config.metrics_port = 0;
   workers_.push_back(std::make_unique<WorkerThread>(config));
 }
 

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,6 +21,18 @@
 #include "issuer-worker/worker.h"
 
 namespace coupon::testing {
+
+// The admin bearer token every gateway of the harness accepts for
+// CreateCoupon, and the tokens file it reads it from (made once per process).
+const std::string& AdminToken();
+const std::string& AdminTokensFile();
+
+// A channel whose every call carries `authorization: Bearer AdminToken()`,
+// as an admin tool's would.
+std::shared_ptr<grpc::Channel> AdminChannel(
+    const std::string& target,
+    std::shared_ptr<grpc::ChannelCredentials> credentials =
+        grpc::InsecureChannelCredentials());
 
 /// One issuer-worker on its own thread; stopped and joined by the destructor
 /// (which leaves the group, so its partitions move at once).
@@ -45,8 +58,12 @@ class IssuanceStack {
   // Returns once the gateway serves (its result listener is assigned). The
   // replay window is short: tests make fresh coupons, and a long one would
   // replay every benchmark result on the machine.
+  // The gateways accept AdminToken() and have no per-user limit (the tests
+  // send many calls per user); `adjust` may change any setting before start.
+  // stub() is an admin client: its calls carry AdminToken().
   int AddGateway(absl::Duration result_replay_window = absl::Minutes(1),
-                 const std::string& issuer = "kafka");
+                 const std::string& issuer = "kafka",
+                 const std::function<void(gateway::GatewayConfig&)>& adjust = {});
   void AddWorker();
   // Stops (and removes) the oldest worker; it leaves the group.
   void StopWorker();

@@ -18,6 +18,8 @@
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/exposition.h"
+#include "tests/testing/http_client.h"
 #include "tests/testing/stack_env.h"
 #include "tests/testing/status_matchers.h"
 
@@ -321,6 +323,51 @@ TEST_F(OutboxSchedulerTest, RetryWaitsForTheRetryInterval) {
   EXPECT_EQ(Rows(coupon,
                  "state = 'DONE' AND attempts = 2 AND last_error IS NOT NULL"),
             1);
+}
+
+TEST_F(OutboxSchedulerTest, ServesRowCountsAndReadinessOnItsMetricsPort) {
+  using ::coupon::testing::FindSample;
+  using ::coupon::testing::HttpGet;
+  const int64_t coupon = CreateCoupon(10, 10);
+  Issue(coupon, 3);
+  OutboxConfig config = ConfigFor({coupon});
+  config.metrics_port = coupon::testing::FreeLoopbackPort();
+  auto scheduler = NewScheduler(config);
+  ASSERT_NE(scheduler, nullptr);
+  const int port = config.metrics_port;
+  EXPECT_EQ(HttpGet(port, "/healthz").status, 200);
+  EXPECT_EQ(HttpGet(port, "/readyz").status, 200);  // connected in Create
+  // Every coupon's rows are counted, other tests' too; DONE rows only ever
+  // grow, so the count after the pass lies between these two.
+  const std::string kDone = "SELECT count(*) FROM coupon_outbox WHERE state = 'DONE'";
+  const int64_t done_before = Int(kDone);
+  absl::StatusOr<PassStats> pass = scheduler->RunOnce();
+  ASSERT_THAT(pass, IsOk());
+  coupon::testing::HttpAnswer scrape = HttpGet(port, "/metrics");
+  const int64_t done_after = Int(kDone);
+  ASSERT_EQ(scrape.status, 200);
+  auto families = coupon::testing::ParseExposition(scrape.body);
+  const double done = FindSample(families, "coupon_outbox_rows", {{"state", "DONE"}}).value_or(-1);
+  EXPECT_GE(done, done_before);
+  EXPECT_LE(done, done_after);
+  EXPECT_TRUE(FindSample(families, "coupon_outbox_rows", {{"state", "PENDING"}}));
+  EXPECT_TRUE(FindSample(families, "coupon_outbox_rows", {{"state", "FAILED"}}));
+  // A process-wide counter: at least this pass's rows.
+  EXPECT_GE(FindSample(families, "coupon_outbox_rows_processed_total", {{"result", "done"}})
+                .value_or(-1),
+            pass->done);
+  // One port, one process.
+  EXPECT_THAT(OutboxScheduler::Create(config),
+              StatusIs(absl::StatusCode::kUnavailable));
+
+  // Without its database a scheduler runs, but is not ready.
+  OutboxConfig down = ConfigFor({coupon});
+  down.pg_dsn = "postgresql://coupon:coupon@127.0.0.1:1/coupon?connect_timeout=1";
+  down.metrics_port = coupon::testing::FreeLoopbackPort();
+  auto unready = NewScheduler(down);
+  ASSERT_NE(unready, nullptr);
+  EXPECT_EQ(HttpGet(down.metrics_port, "/healthz").status, 200);
+  EXPECT_EQ(HttpGet(down.metrics_port, "/readyz").status, 503);
 }
 
 TEST_F(OutboxSchedulerTest, RunProcessesRowsUntilStopped) {

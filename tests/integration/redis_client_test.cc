@@ -2,6 +2,9 @@
 // Every key is under a prefix unique to the test and the run, deleted after
 // the test; the database is never flushed (other data lives there).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -338,6 +341,48 @@ TEST(RedisClientDownTest, UnreachableAddressIsUnavailableNamingIt) {
   EXPECT_THAT((*client)->Eval(Script("return 1"), {}, {}),
               StatusIs(absl::StatusCode::kUnavailable,
                        HasSubstr("127.0.0.1:1")));
+}
+
+// A Redis loading its append-only file after a restart answers every command
+// "-LOADING ..." for seconds. The command did not run: UNAVAILABLE, which
+// callers retry, not an error reply they would pass on as INTERNAL.
+TEST(RedisClientLoadingTest, LoadingRedisIsUnavailable) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  // One connection; every read of a command is answered LOADING.
+  std::thread server([listener] {
+    const int conn = accept(listener, nullptr, nullptr);
+    if (conn < 0) return;
+    char buf[4096];
+    const std::string loading = "-LOADING Redis is loading the dataset in memory\r\n";
+    while (read(conn, buf, sizeof(buf)) > 0) {
+      if (write(conn, loading.data(), loading.size()) < 0) break;
+    }
+    close(conn);
+  });
+
+  RedisConfig config;
+  config.addr = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  config.pool_size = 1;
+  {
+    auto client = Client::Create(config);
+    ASSERT_THAT(client, IsOk());
+    EXPECT_THAT((*client)->Command({"GET", "k"}),
+                StatusIs(absl::StatusCode::kUnavailable,
+                         AllOf(HasSubstr(config.addr), HasSubstr("LOADING"))));
+    // EVALSHA's reply is LOADING too, not NOSCRIPT: no SCRIPT LOAD either.
+    EXPECT_THAT((*client)->Eval(Script("return 1"), {}, {}),
+                StatusIs(absl::StatusCode::kUnavailable, HasSubstr("LOADING")));
+  }  // closes the connection: the server thread ends
+  server.join();
+  close(listener);
 }
 
 TEST_F(RedisClientTest, WrongPasswordIsUnauthenticatedAndNotLogged) {

@@ -114,10 +114,11 @@ TEST(RedisDownTest, IssueFailsUnavailableAndWritesNothing) {
   config.listen = "127.0.0.1:0";
   config.redis_addr = "127.0.0.1:1";
   config.pg_dsn = PgDsn();
+  config.admin.tokens_file = AdminTokensFile();
   auto gw = gateway::GatewayServer::Start(config);
   ASSERT_TRUE(gw.ok()) << gw.status();
-  auto stub = v1::CouponService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", (*gw)->port()), grpc::InsecureChannelCredentials()));
+  auto stub = v1::CouponService::NewStub(
+      AdminChannel(absl::StrCat("127.0.0.1:", (*gw)->port())));
 
   grpc::ClientContext create_ctx;
   v1::CreateCouponRequest create;

@@ -166,5 +166,30 @@ TEST_F(IssueServiceTest, DatabaseDownIsUnavailableAndNotCached) {
   EXPECT_EQ(loads_, 2);
 }
 
+TEST_F(IssueServiceTest, AUserOverTheLimitIsRefusedBeforeAnythingIsSent) {
+  UserRateLimit limit;
+  limit.per_second = 1;
+  limit.burst = 2;
+  int64_t now_ns = 0;  // the clock stands still: no token comes back
+  UserRateLimiter limiter(limit, [&] { return now_ns; });
+  IssueService service(&coupons_, &hub_, &issuer_, &limiter);
+  auto issue = [&](const std::string& user, const std::string& id) {
+    absl::StatusOr<IssueReply> out = absl::InternalError("done not called");
+    service.Issue({7, user, id}, kNow + absl::Seconds(1),
+                  [&](absl::StatusOr<IssueReply> r) { out = std::move(r); });
+    return out;
+  };
+  EXPECT_TRUE(issue("bot", "b1").ok());
+  EXPECT_TRUE(issue("bot", "b2").ok());
+  // A resent request id counts too.
+  EXPECT_THAT(issue("bot", "b1"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("2 IssueCoupon calls at once")));
+  EXPECT_THAT(publisher_.sent(), SizeIs(2));
+  EXPECT_TRUE(issue("alice", "a1").ok());
+  // Invalid calls are refused for what they are and take no token.
+  EXPECT_THAT(issue("", "x"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace coupon::gateway

@@ -130,6 +130,11 @@ TEST(OutboxConfigTest, MessagesNameTheFlag) {
   c.pg_dsn = "";
   EXPECT_THAT(c.Validate(), StatusIs(absl::StatusCode::kInvalidArgument,
                                      HasSubstr("--pg_dsn:")));
+  c = OutboxConfig();
+  c.metrics_port = 65536;
+  EXPECT_THAT(c.Validate(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "--metrics_port: must be 0..65535 (0: off), got 65536"));
 }
 
 TEST(OutboxConfigTest, ZeroRetryIntervalIsAllowed) {

@@ -125,6 +125,22 @@ TEST(ResultHub, ShutdownReachesEveryRegisteredWatcherOnce) {
   EXPECT_EQ(gone.shutdowns, 0);
 }
 
+// A watch that registers while the gateway shuts down (between the
+// shutdown notice and gRPC refusing new calls) ends as well, instead of
+// holding the shutdown for its whole grace.
+TEST(ResultHub, WatchersRegisteringAfterShutdownAreToldAtOnce) {
+  ResultHub hub;
+  hub.Publish(Result("r1", 7, "u", Outcome::kIssued));
+  hub.ShutdownWatchers();
+  Recorder by_id, by_user, by_coupon;
+  EXPECT_EQ(hub.WatchRequests({"r1"}, &by_id).size(), 1u);
+  hub.WatchUser("u", &by_user);
+  hub.WatchCoupon(7, &by_coupon);
+  EXPECT_EQ(by_id.shutdowns, 1);
+  EXPECT_EQ(by_user.shutdowns, 1);
+  EXPECT_EQ(by_coupon.shutdowns, 1);
+}
+
 TEST(ResultHub, UnwatchOfAnUnknownWatcherIsHarmless) {
   ResultHub hub;
   Recorder r;

@@ -63,5 +63,39 @@ TEST(Validation, CouponFields) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("UTF-8")));
 }
 
+TEST(Validation, CouponNameRefusesControlCharacters) {
+  for (const std::string& bad :
+       {std::string("new\nline"), std::string("tab\there"),
+        std::string("nul\0", 4), std::string("del\x7f"),
+        std::string("c1 \xc2\x85")}) {
+    EXPECT_THAT(ValidateCouponName("name", bad),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         StartsWith("name: has a control character")))
+        << bad;
+  }
+  EXPECT_THAT(ValidateCouponName("name", "ok \xf0\x9f\x8e\x9f"),
+              IsOk());  // emoji
+}
+
+// Found by tests/fuzz/fuzz_validation: converting a Timestamp outside this
+// range to microseconds overflowed int64.
+TEST(Validation, TimestampRange) {
+  EXPECT_THAT(ValidateTimestamp("starts_at", 0, 0), IsOk());
+  EXPECT_THAT(ValidateTimestamp("starts_at", -62'135'596'800, 0), IsOk());
+  EXPECT_THAT(ValidateTimestamp("starts_at", 253'402'300'799, 999'999'999),
+              IsOk());
+  EXPECT_THAT(ValidateTimestamp("starts_at", 253'402'300'800, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("starts_at: seconds must be between")));
+  EXPECT_THAT(
+      ValidateTimestamp("ends_at", INT64_MIN, 0),
+      StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("ends_at: ")));
+  EXPECT_THAT(ValidateTimestamp("ends_at", 1, -1),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("ends_at: nanos must be")));
+  EXPECT_THAT(ValidateTimestamp("ends_at", 1, 1'000'000'000),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nanos")));
+}
+
 }  // namespace
 }  // namespace coupon

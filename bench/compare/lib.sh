@@ -1,0 +1,262 @@
+# bench/compare/lib.sh — the steps of bench/compare.sh, sourced after
+# scripts/lib.sh. Every step writes its raw output to $RESULTS_DIR, where
+# bench/compare/report.py reads it back.
+
+GHZ_VERSION="${GHZ_VERSION:-v0.120.0}"
+BARE_PORT="${BARE_PORT:-50061}"
+export BUILD_DIR="${BUILD_DIR:-$REPO_ROOT/build}"
+FLASHSALE="$BUILD_DIR/bench/flashsale"
+BARE_SERVER="$BUILD_DIR/bench/bare-grpc-server"
+KAFKA_JAVA=(java -Xmx512m -XX:+UseSerialGC -cp "$KAFKA_LIBS/*")
+
+# install_bench_deps: gnuplot, perf and python3 from Debian, ghz with
+# `go install` into .local/bin; only what is missing.
+install_bench_deps() {
+  local missing=() pkg
+  for pkg in gnuplot-nox python3 linux-perf; do
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" == installed ]] ||
+      missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}" >/dev/null ||
+      die "apt-get install ${missing[*]} failed"
+  fi
+  if [[ ! -x "$LOCAL_BIN/ghz" ]]; then
+    need_cmd go golang-go
+    log "installing ghz $GHZ_VERSION with go install"
+    mkdir -p "$LOCAL_BIN"
+    GOBIN="$LOCAL_BIN" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION" ||
+      die "go install ghz failed"
+  fi
+}
+
+describe_machine() {
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "commit: $(git -C "$REPO_ROOT" rev-parse --short HEAD)$(git -C "$REPO_ROOT" diff --quiet HEAD || echo ' (with uncommitted changes)')"
+  echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
+  echo "cores: $(nproc)"
+  echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
+  echo "kernel: $(uname -r)"
+  echo "kafka: $(ls "$KAFKA_LIBS" | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p' | head -1)"
+  echo "postgresql: $(postgres_bin postgres --version 2>/dev/null | awk '{print $3}')"
+  echo "redis: $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+  echo "grpc: $(dpkg-query -W -f='${Version}' libgrpc++-dev 2>/dev/null)"
+  echo "smoke: $SMOKE"
+}
+
+postgres_bin() {  # name args...: a PostgreSQL 15 program
+  local bin="/usr/lib/postgresql/15/bin/$1"
+  shift
+  "$bin" "$@"
+}
+
+# start_services ISSUER WORKERS: fresh services, then a small unmeasured sale
+# so that connections, caches and the JIT-less paths are warm.
+start_services() {
+  ISSUER="$1" WORKERS="$2" scripts/services start >/dev/null
+  local i
+  for i in $(seq 1 100); do
+    if "$LOCAL_BIN/grpcurl" -plaintext "127.0.0.1:$GATEWAY_PORT" \
+      grpc.health.v1.Health/Check 2>/dev/null | grep -q SERVING; then
+      break
+    fi
+    ((i < 100)) || die "the gateway did not become SERVING in 20 s"
+    sleep 0.2
+  done
+  # shellcheck disable=SC2046
+  "$FLASHSALE" --issuer "$1" --progress=false --requests 2000 --users 1000 \
+    --stock 100 >/dev/null 2>"$RESULTS_DIR/warmup.log" ||
+    die "the warm-up sale failed ($RESULTS_DIR/warmup.log)"
+}
+
+pid_files() {  # the services' pid files, for flashsale's CPU accounting
+  local files="gateway=$RUN_DIR/gateway.pid" f
+  for f in "$RUN_DIR"/worker-*.pid "$RUN_DIR"/outbox.pid; do
+    [[ -e "$f" ]] && files+=",$(basename "$f" .pid)=$f"
+  done
+  echo "$files,kafka=$RUN_DIR/kafka.pid,redis=$RUN_DIR/redis.pid,postgres=$DATA_DIR/pg/postmaster.pid"
+}
+
+# run_flashsale NAME FLAGS...: one flashsale run into $RESULTS_DIR/NAME.*.
+# A broken invariant is recorded (check_invariants fails the script at the
+# end); a run that cannot be carried out stops the script.
+run_flashsale() {
+  local name="$1" rc=0
+  shift
+  local extra=()
+  [[ " $* " == *" --issuer redis "* ]] && extra+=(--redis_addr "$REDIS_ADDR")
+  # shellcheck disable=SC2046
+  "$FLASHSALE" --progress=false --pid_files "$(pid_files)" \
+    --json_out "$RESULTS_DIR/$name.json" --markdown_out "$RESULTS_DIR/$name.md" \
+    --plot_data "$RESULTS_DIR/$name" "${extra[@]}" "$@" \
+    >"$RESULTS_DIR/$name.txt" 2>"$RESULTS_DIR/$name.log" || rc=$?
+  case "$rc" in
+    0) log "$name: $(grep -E '^send phase' "$RESULTS_DIR/$name.txt")" ;;
+    1) warn "$name: INVARIANTS VIOLATED, see $RESULTS_DIR/$name.txt" ;;
+    *) die "$name: flashsale exited $rc, see $RESULTS_DIR/$name.log" ;;
+  esac
+}
+
+rss_kb() {  # pid: resident kB of the process and its descendants
+  local total=0 p kb
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    kb="$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)"
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+
+record_rss() {  # name: resident memory of every server after the run
+  local f
+  {
+    for f in "$RUN_DIR"/gateway.pid "$RUN_DIR"/worker-*.pid "$RUN_DIR"/outbox.pid \
+      "$RUN_DIR"/kafka.pid "$RUN_DIR"/redis.pid; do
+      [[ -e "$f" ]] && echo "$(basename "$f" .pid) $(rss_kb "$(read_pid "$f")")"
+    done
+    echo "postgres $(rss_kb "$(head -1 "$DATA_DIR/pg/postmaster.pid")")"
+  } >"$RESULTS_DIR/$1.rss"
+}
+
+# ghz_run NAME TARGET COUPON CALLS: ghz, closed loop with 512 in flight on one
+# connection like flashsale, every call a new user and request id.
+ghz_run() {
+  local name="$1" target="$2" coupon="$3" calls="$4" run
+  run="ghz$(date +%s)"
+  "$LOCAL_BIN/ghz" --insecure --call coupon.v1.CouponService/IssueCoupon \
+    -d "{\"coupon_id\": $coupon, \"user_id\": \"$run-{{.RequestNumber}}\", \"request_id\": \"$run-{{.RequestNumber}}\"}" \
+    -n "$calls" -c 512 --connections 1 --timeout 5s --format json \
+    -o "$RESULTS_DIR/$name.json" "$target" 2>"$RESULTS_DIR/$name.log" ||
+    die "$name: ghz failed ($RESULTS_DIR/$name.log)"
+  log "$name: $(jq -r '"\(.rps | floor) requests/s, \(.statusCodeDistribution)"' "$RESULTS_DIR/$name.json")"
+}
+
+ceiling_bare_grpc() {  # calls
+  "$BARE_SERVER" --listen "127.0.0.1:$BARE_PORT" >"$RESULTS_DIR/bare.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$RUN_DIR/bare.pid"
+  wait_for_port 127.0.0.1 "$BARE_PORT" 10 bare-grpc-server "$RESULTS_DIR/bare.log" "$pid"
+  "$FLASHSALE" --target "127.0.0.1:$BARE_PORT" --verify=false --progress=false \
+    --requests "$1" --pids "bare=$pid" --json_out "$RESULTS_DIR/bare-flashsale.json" \
+    >"$RESULTS_DIR/bare-flashsale.txt" 2>&1 || die "flashsale against the bare server failed"
+  log "bare-flashsale: $(grep -E '^send phase' "$RESULTS_DIR/bare-flashsale.txt")"
+  ghz_run ghz-bare "127.0.0.1:$BARE_PORT" 1 "$1"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -f -- "$RUN_DIR/bare.pid"
+}
+
+ghz_gateway() {  # issuer calls: ghz against the gateway, one coupon of 10,000
+  local coupon auth=()
+  if [[ -s "$ADMIN_TOKEN_FILE" ]]; then
+    auth=(-H "authorization: Bearer $(head -1 "$ADMIN_TOKEN_FILE")")
+  fi
+  coupon="$("$LOCAL_BIN/grpcurl" -plaintext "${auth[@]}" \
+    -d '{"name": "ghz cross-check", "total_quantity": 10000}' \
+    "127.0.0.1:$GATEWAY_PORT" coupon.v1.CouponService/CreateCoupon | jq -r .coupon_id)"
+  [[ "$coupon" =~ ^[0-9]+$ ]] || die "CreateCoupon for ghz failed"
+  ghz_run "ghz-gateway-$1" "127.0.0.1:$GATEWAY_PORT" "$coupon" "$2"
+}
+
+psql_coupon() { psql "$PG_DSN" -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
+
+# ceiling_pgbench SECONDS: the worker's statements, one transaction per event
+# (1 and 8 clients) and one per 500 events (1 client). They run on copies of
+# the three tables, with the same indexes, constraints and foreign keys, in a
+# schema of their own that is dropped afterwards: deleting rows from the real
+# tables would take long (issue_results has no index on user_coupon_id, so
+# each deleted user_coupons row scans it for the foreign key).
+ceiling_pgbench() {
+  local schema=pgbench_ceiling coupon
+  psql_coupon "SET client_min_messages = warning;
+    DROP SCHEMA IF EXISTS $schema CASCADE;
+    CREATE SCHEMA $schema;
+    CREATE TABLE $schema.coupons (LIKE public.coupons INCLUDING ALL);
+    CREATE TABLE $schema.user_coupons (LIKE public.user_coupons INCLUDING ALL,
+      FOREIGN KEY (coupon_id) REFERENCES $schema.coupons);
+    CREATE TABLE $schema.issue_results (LIKE public.issue_results INCLUDING ALL,
+      FOREIGN KEY (user_coupon_id) REFERENCES $schema.user_coupons);" >/dev/null
+  coupon="$(psql_coupon "INSERT INTO $schema.coupons (name, total_quantity, remaining_quantity)
+    VALUES ('pgbench ceiling', 1000000000000, 1000000000000) RETURNING coupon_id" | head -1)"
+  local run=(env PGOPTIONS="-c search_path=$schema" pgbench "$PG_DSN" -n -T "$1" -D "coupon=$coupon")
+  "${run[@]}" -c 1 -f bench/compare/pgbench-naive.sql >"$RESULTS_DIR/pgbench-naive-c1.txt" 2>&1
+  "${run[@]}" -c 8 -j 2 -f bench/compare/pgbench-naive.sql >"$RESULTS_DIR/pgbench-naive-c8.txt" 2>&1
+  "${run[@]}" -c 1 -D batch=500 -f bench/compare/pgbench-batched.sql \
+    >"$RESULTS_DIR/pgbench-batched-c1.txt" 2>&1
+  psql_coupon "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE" >/dev/null
+  local f
+  for f in naive-c1 naive-c8 batched-c1; do
+    log "pgbench $f: $(grep -E '^tps' "$RESULTS_DIR/pgbench-$f.txt")"
+  done
+}
+
+# ceiling_kafka RECORDS: Kafka's own perf tools on a topic like ours (10
+# partitions, 80-byte records, acks=all, idempotent), deleted afterwards.
+ceiling_kafka() {
+  local topic=bench-perf
+  timeout 120 "${KAFKA_JAVA[@]}" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$KAFKA_BROKERS" --delete --if-exists --topic "$topic" >/dev/null 2>&1 || true
+  timeout 120 "${KAFKA_JAVA[@]}" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$KAFKA_BROKERS" --create --if-not-exists --topic "$topic" \
+    --partitions 10 --replication-factor 1 >/dev/null || die "creating $topic failed"
+  timeout 600 "${KAFKA_JAVA[@]}" org.apache.kafka.tools.ProducerPerformance \
+    --topic "$topic" --num-records "$1" --record-size 80 --throughput -1 \
+    --producer-props "bootstrap.servers=$KAFKA_BROKERS" acks=all enable.idempotence=true linger.ms=5 \
+    >"$RESULTS_DIR/kafka-producer.txt" 2>&1 || die "ProducerPerformance failed"
+  timeout 600 "${KAFKA_JAVA[@]}" org.apache.kafka.tools.ConsumerPerformance \
+    --bootstrap-server "$KAFKA_BROKERS" --topic "$topic" --messages "$1" --timeout 60000 \
+    >"$RESULTS_DIR/kafka-consumer.txt" 2>&1 || die "ConsumerPerformance failed"
+  timeout 120 "${KAFKA_JAVA[@]}" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$KAFKA_BROKERS" --delete --topic "$topic" >/dev/null 2>&1 || true
+  log "kafka producer: $(tail -1 "$RESULTS_DIR/kafka-producer.txt" | cut -d, -f1-3)"
+}
+
+# profile_hot_sale ISSUER SECONDS FLAGS...: perf samples the whole machine
+# while a hot sale runs; flat profiles by thread name and, for the gateway,
+# by function. Figures of this run are not reported: perf costs CPU.
+profile_hot_sale() {
+  local issuer="$1" seconds="$2" data="$RESULTS_DIR/perf-$1.data" gw
+  shift 2
+  gw="$(read_pid "$RUN_DIR/gateway.pid")"
+  # shellcheck disable=SC2046
+  "$FLASHSALE" --progress=false --issuer "$issuer" --workload hot "$@" \
+    >"$RESULTS_DIR/perf-$issuer-sale.txt" 2>&1 &
+  local sale=$!
+  sleep 1
+  perf record -a -F 499 -o "$data" -- sleep "$seconds" >/dev/null 2>&1 ||
+    die "perf record failed"
+  wait "$sale" || warn "the profiled $issuer sale exited non-zero"
+  perf report -i "$data" --stdio --no-children --sort comm --percent-limit 1 \
+    2>/dev/null | grep -v '^#' | grep -v '^$' >"$RESULTS_DIR/perf-$issuer-threads.txt" || true
+  perf report -i "$data" --stdio --no-children --pid "$gw" --sort dso,sym \
+    --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' \
+    >"$RESULTS_DIR/perf-$issuer-gateway.txt" || true
+  rm -f -- "$data" "$data.old"
+  log "perf $issuer: top threads: $(head -3 "$RESULTS_DIR/perf-$issuer-threads.txt" | awk '{print $2 " " $1}' | paste -sd, -)"
+}
+
+# draw_plots DIR: per workload, the two issuers on one chart each for
+# throughput over time, the latency distribution and copies issued over time.
+draw_plots() {
+  local dir="$1" workload
+  for workload in hot spread retry soldout; do
+    [[ -e "$dir/kafka-$workload.timeline.tsv" && -e "$dir/redis-$workload.timeline.tsv" ]] || continue
+    gnuplot -e "dir='$dir'; workload='$workload'" bench/compare/plots.gp ||
+      die "gnuplot failed for $workload"
+  done
+}
+
+# check_invariants DIR: every verified flashsale run held every invariant.
+check_invariants() {
+  local bad=0 f
+  for f in "$1"/kafka-*.json "$1"/redis-*.json; do
+    [[ -e "$f" ]] || continue
+    if [[ "$(jq -r '.invariants_ok' "$f")" != true ]]; then
+      warn "$(basename "$f" .json): invariants violated: $(jq -c .violations "$f")"
+      bad=1
+    fi
+  done
+  ((bad == 0)) || die "a run broke an invariant"
+  log "every run held every invariant"
+}
