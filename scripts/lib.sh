@@ -27,7 +27,9 @@ _lib_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(git -C "$_lib_dir" rev-parse --show-toplevel 2>/dev/null || (cd "$_lib_dir/.." && pwd -P))"
 unset _lib_dir
 
-LOCAL_DIR="$REPO_ROOT/.local"
+# LOCAL_DIR: where the stack keeps its state; another directory (with other
+# ports) runs a second stack beside the first.
+: "${LOCAL_DIR:=$REPO_ROOT/.local}"
 LOCAL_BIN="$LOCAL_DIR/bin"
 DATA_DIR="$LOCAL_DIR/data"
 LOG_DIR="$LOCAL_DIR/logs"
@@ -64,8 +66,8 @@ export KAFKA_BROKERS PG_DSN REDIS_ADDR
 # certificates of TLS=1 / TLS=mutual. Clients read the file:
 #   grpcurl -H "authorization: Bearer $(cat .local/admin-token)" ...
 # and flashsale reads ADMIN_TOKEN_FILE itself.
-: "${ADMIN_TOKEN_FILE:=$REPO_ROOT/.local/admin-token}"
-: "${TLS_DIR:=$REPO_ROOT/.local/tls}"
+: "${ADMIN_TOKEN_FILE:=$LOCAL_DIR/admin-token}"
+: "${TLS_DIR:=$LOCAL_DIR/tls}"
 export ADMIN_TOKEN_FILE TLS_DIR
 
 # Tools installed by install-deps (grpcurl) live in .local/bin.
