@@ -148,7 +148,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   std::unique_ptr<GatewayServer> self(new GatewayServer());
   Parts& p = *self->parts_;
   if (config.metrics_port != 0) {
-    auto http = metrics::ServeMetrics("0.0.0.0", config.metrics_port);
+    auto http = metrics::ServeMetrics(
+        "0.0.0.0", config.metrics_port,
+        [gw = self.get()] { return gw->serving_.load(); });
     if (!http.ok()) {
       return absl::Status(http.status().code(),
                           absl::StrCat("--metrics_port: ", http.status().message()));
@@ -272,6 +274,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     while (!gw->stopping_.load()) {
       if (gw->ready()) {
         gw->server_->GetHealthCheckService()->SetServingStatus(true);
+        gw->serving_.store(true);
         ServingGauge().Set(1);
         LOG(INFO) << "gateway: serving (result listener ready)";
         return;
@@ -320,6 +323,7 @@ void GatewayServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   // First, so load balancers and probes stop sending calls here.
   server_->GetHealthCheckService()->SetServingStatus(false);
+  serving_.store(false);
   ServingGauge().Set(0);
   // Open watches would otherwise hold the shutdown for the whole grace and
   // then end CANCELLED; ended now with UNAVAILABLE, clients move on at once.

@@ -106,6 +106,10 @@ class GatewayServer {
   // Flips health to SERVING once the listener is ready; joined by Shutdown.
   std::thread readiness_;
   std::atomic<bool> stopping_{false};
+  // What the health service says, also answered on the metrics port's
+  // /readyz: kubelet's gRPC probes speak plain text only, so under TLS the
+  // probes use HTTP.
+  std::atomic<bool> serving_{false};
   bool shut_down_ = false;
 };
 

@@ -69,7 +69,9 @@ ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
           "On SIGTERM, how long open calls may take to finish; the "
           "producer's flush gets what is left of it.");
 ABSL_FLAG(int, metrics_port, 9464,
-          "Port of /metrics (Prometheus) on every interface; 0 turns it off.");
+          "Port of /metrics (Prometheus), /healthz and /readyz (200 while "
+          "the health service says SERVING, else 503: for probes that cannot "
+          "speak TLS) on every interface; 0 turns it off.");
 ABSL_FLAG(absl::Duration, max_connection_age, kDefaults.max_connection_age,
           "Connections are asked to go away (GOAWAY) this long after they "
           "opened, so long-lived watch streams spread over new replicas; inf: "

@@ -66,7 +66,8 @@ start_services() {
     sleep 0.2
   done
   # shellcheck disable=SC2046
-  "$FLASHSALE" --issuer "$1" --progress=false --requests 2000 --users 1000 \
+  "$FLASHSALE" --target "127.0.0.1:$GATEWAY_PORT" --issuer "$1" --progress=false \
+    --requests 2000 --users 1000 \
     --stock 100 >/dev/null 2>"$RESULTS_DIR/warmup.log" ||
     die "the warm-up sale failed ($RESULTS_DIR/warmup.log)"
 }
@@ -88,7 +89,7 @@ run_flashsale() {
   local extra=()
   [[ " $* " == *" --issuer redis "* ]] && extra+=(--redis_addr "$REDIS_ADDR")
   # shellcheck disable=SC2046
-  "$FLASHSALE" --progress=false --pid_files "$(pid_files)" \
+  "$FLASHSALE" --target "127.0.0.1:$GATEWAY_PORT" --progress=false --pid_files "$(pid_files)" \
     --json_out "$RESULTS_DIR/$name.json" --markdown_out "$RESULTS_DIR/$name.md" \
     --plot_data "$RESULTS_DIR/$name" "${extra[@]}" "$@" \
     >"$RESULTS_DIR/$name.txt" 2>"$RESULTS_DIR/$name.log" || rc=$?
@@ -212,28 +213,51 @@ ceiling_kafka() {
   log "kafka producer: $(tail -1 "$RESULTS_DIR/kafka-producer.txt" | cut -d, -f1-3)"
 }
 
-# profile_hot_sale ISSUER SECONDS FLAGS...: perf samples the whole machine
-# while a hot sale runs; flat profiles by thread name and, for the gateway,
+# profile_hot_sale ISSUER SECONDS FLAGS...: perf samples this stack's
+# processes while a hot sale runs; flat profiles by thread name and, for the gateway,
 # by function. Figures of this run are not reported: perf costs CPU.
 profile_hot_sale() {
   local issuer="$1" seconds="$2" data="$RESULTS_DIR/perf-$1.data" gw
   shift 2
   gw="$(read_pid "$RUN_DIR/gateway.pid")"
   # shellcheck disable=SC2046
-  "$FLASHSALE" --progress=false --issuer "$issuer" --workload hot "$@" \
+  "$FLASHSALE" --target "127.0.0.1:$GATEWAY_PORT" --progress=false --issuer "$issuer" \
+    --workload hot "$@" \
     >"$RESULTS_DIR/perf-$issuer-sale.txt" 2>&1 &
   local sale=$!
   sleep 1
-  perf record -a -F 499 -o "$data" -- sleep "$seconds" >/dev/null 2>&1 ||
-    die "perf record failed"
+  # This stack's processes only (the machine may run others): the services,
+  # the servers with PostgreSQL's backends, and the load generator.
+  local pids=("$sale" "$(head -1 "$DATA_DIR/pg/postmaster.pid")") f
+  for f in "$RUN_DIR"/gateway.pid "$RUN_DIR"/worker-*.pid "$RUN_DIR"/outbox.pid \
+    "$RUN_DIR"/kafka.pid "$RUN_DIR"/redis.pid; do
+    [[ -e "$f" ]] && pids+=("$(read_pid "$f")")
+  done
+  pids+=($(pgrep -P "${pids[1]}" || true))
+  perf record -F 499 -p "$(IFS=,; echo "${pids[*]}")" -o "$data" -- sleep "$seconds" \
+    >/dev/null 2>&1 || die "perf record failed"
   wait "$sale" || warn "the profiled $issuer sale exited non-zero"
+  # Samples per process (the load generator and the gateway both run threads
+  # named by gRPC, so thread names alone would mix them up).
+  local names="" p
+  for f in "$RUN_DIR"/gateway.pid "$RUN_DIR"/worker-*.pid "$RUN_DIR"/outbox.pid \
+    "$RUN_DIR"/kafka.pid "$RUN_DIR"/redis.pid; do
+    [[ -e "$f" ]] && names+="$(read_pid "$f") $(basename "$f" .pid)"$'\n'
+  done
+  names+="$sale flashsale"$'\n'
+  for p in "${pids[@]:1}"; do names+="$p postgres"$'\n'; done
+  perf script -i "$data" -F pid 2>/dev/null | awk -v names="$names" '
+    BEGIN { n = split(names, lines, "\n"); for (i = 1; i <= n; i++) { split(lines[i], f, " "); if (f[1] != "" && !(f[1] in who)) who[f[1]] = f[2] } }
+    { p = $1 + 0; name = (p in who) ? who[p] : "other"; count[name]++; total++ }
+    END { for (k in count) printf "%6.2f%%  %s\n", 100 * count[k] / total, k }' |
+    sort -rn >"$RESULTS_DIR/perf-$issuer-processes.txt"
   perf report -i "$data" --stdio --no-children --sort comm --percent-limit 1 \
     2>/dev/null | grep -v '^#' | grep -v '^$' >"$RESULTS_DIR/perf-$issuer-threads.txt" || true
   perf report -i "$data" --stdio --no-children --pid "$gw" --sort dso,sym \
     --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' \
     >"$RESULTS_DIR/perf-$issuer-gateway.txt" || true
   rm -f -- "$data" "$data.old"
-  log "perf $issuer: top threads: $(head -3 "$RESULTS_DIR/perf-$issuer-threads.txt" | awk '{print $2 " " $1}' | paste -sd, -)"
+  log "perf $issuer: $(head -4 "$RESULTS_DIR/perf-$issuer-processes.txt" | awk '{print $2 " " $1}' | paste -sd, -)"
 }
 
 # draw_plots DIR: per workload, the two issuers on one chart each for

@@ -386,7 +386,8 @@ def main():
 
     # --- Profiles ---------------------------------------------------------------
     p("## Where the time goes: perf during a hot sale\n")
-    p("`perf record -a -F 499` over the whole machine during a separate hot "
+    p("`perf record -F 499` of every process of the stack (services, servers "
+      "with PostgreSQL's backends, load generator) during a separate hot "
       "sale per issuer (its figures are not used above). First by thread "
       "name (gRPC's `default-executo` threads and `grpc_global_tim` run the "
       "gateway's handlers; `rdk:*` are librdkafka's; `postgres`, `redis-server` "
@@ -394,9 +395,15 @@ def main():
       "the gateway's own hottest functions.\n")
     for issuer in ISSUERS:
         p(f"### {NAMES[issuer]}\n")
+        p("CPU samples by process:\n")
+        p("```")
+        p("\n".join(r.perf(f"{issuer}-processes", 10)) or "(no profile)")
+        p("```\n")
+        p("By thread name:\n")
         p("```")
         p("\n".join(r.perf(f"{issuer}-threads", 12)) or "(no profile)")
         p("```\n")
+        p("The gateway's hottest functions:\n")
         p("```")
         p("\n".join(r.perf(f"{issuer}-gateway", 15)) or "(no profile)")
         p("```\n")

@@ -352,6 +352,9 @@ TEST_F(GracefulShutdownTest, SigtermMidSaleLosesNothingAndMovesPartitionsAtOnce)
       },
       absl::Seconds(60)))
       << "the gateways do not serve";
+  // The HTTP twin of the health service, for probes that cannot speak TLS.
+  EXPECT_EQ(HttpGet(g1.metrics_port, "/readyz").status, 200);
+  EXPECT_EQ(HttpGet(g1.metrics_port, "/healthz").status, 200);
   auto stub1 = StubOf(g1);
   auto stub2 = StubOf(g2);
 

@@ -23,6 +23,9 @@ constexpr int kRetriesPerWave = 5;    // earlier users asking again, new ids
 
 TEST(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
   IssuanceStack stack;
+  // Two gateways take the traffic, as behind a load balancer: coupon c's calls
+  // go to gateway c % 2, and half of the results are watched on each.
+  stack.AddGateway();
   stack.AddGateway();
   stack.AddWorker();
   stack.WaitForAssignment();
@@ -59,7 +62,7 @@ TEST(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
                               {}, {}});
         }
         senders.emplace_back([&, c] {
-          IssueConcurrently(stack.stub(), coupons[c], calls[c]);
+          IssueConcurrently(stack.stub(c % 2), coupons[c], calls[c]);
         });
       }
       for (auto& t : senders) t.join();
@@ -102,7 +105,7 @@ TEST(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
   for (size_t i = 0; i < accepted.size(); i += 1000) {
     std::vector<std::string> ids(accepted.begin() + i,
                                  accepted.begin() + std::min(accepted.size(), i + 1000));
-    WatchOutcome w = WatchToEnd(stack.stub(), ids, absl::Seconds(120));
+    WatchOutcome w = WatchToEnd(stack.stub((i / 1000) % 2), ids, absl::Seconds(120));
     ASSERT_TRUE(w.status.ok()) << w.status.error_message();
     for (const auto& r : w.results) {
       EXPECT_TRUE(final_outcome.emplace(r.request_id(), r.outcome()).second)
