@@ -130,6 +130,9 @@ ghz_run() {
     -n "$calls" -c 512 --connections 1 --timeout 5s --format json \
     -o "$RESULTS_DIR/$name.json" "$target" 2>"$RESULTS_DIR/$name.log" ||
     die "$name: ghz failed ($RESULTS_DIR/$name.log)"
+  # Keep the summary; the per-call details run to tens of megabytes.
+  jq 'del(.details)' "$RESULTS_DIR/$name.json" >"$RESULTS_DIR/$name.json.tmp" &&
+    mv -f -- "$RESULTS_DIR/$name.json.tmp" "$RESULTS_DIR/$name.json"
   log "$name: $(jq -r '"\(.rps | floor) requests/s, \(.statusCodeDistribution)"' "$RESULTS_DIR/$name.json")"
 }
 
@@ -234,8 +237,10 @@ profile_hot_sale() {
     [[ -e "$f" ]] && pids+=("$(read_pid "$f")")
   done
   pids+=($(pgrep -P "${pids[1]}" || true))
-  perf record -F 499 -p "$(IFS=,; echo "${pids[*]}")" -o "$data" -- sleep "$seconds" \
-    >/dev/null 2>&1 || die "perf record failed"
+  # The whole machine is sampled (a process may come and go meanwhile); the
+  # reports keep this stack's processes and count the rest as "other".
+  perf record -a -F 499 -o "$data" -- sleep "$seconds" >/dev/null 2>&1 ||
+    die "perf record failed"
   wait "$sale" || warn "the profiled $issuer sale exited non-zero"
   # Samples per process (the load generator and the gateway both run threads
   # named by gRPC, so thread names alone would mix them up).
@@ -252,6 +257,7 @@ profile_hot_sale() {
     END { for (k in count) printf "%6.2f%%  %s\n", 100 * count[k] / total, k }' |
     sort -rn >"$RESULTS_DIR/perf-$issuer-processes.txt"
   perf report -i "$data" --stdio --no-children --sort comm --percent-limit 1 \
+    --pid "$(IFS=,; echo "${pids[*]}")" \
     2>/dev/null | grep -v '^#' | grep -v '^$' >"$RESULTS_DIR/perf-$issuer-threads.txt" || true
   perf report -i "$data" --stdio --no-children --pid "$gw" --sort dso,sym \
     --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' \
