@@ -48,7 +48,9 @@ void IssueService::Issue(IssueCommand cmd, absl::Time deadline, IssueDone done) 
         known_->Precheck(cmd.coupon_id, cmd.user_id, cmd.request_id, &conflict);
     if (conflict) return done(RequestIdReused(cmd.request_id));
     if (answer) {
-      return done(IssueReply{cmd.request_id, answer->outcome, answer->user_coupon_id});
+      IssueReply inferred{cmd.request_id, answer->outcome, answer->user_coupon_id};
+      return issuer_->AnswerKnown(std::move(cmd), *coupon, std::move(inferred),
+                                  deadline, std::move(done));
     }
   }
   issuer_->Issue(std::move(cmd), *coupon, deadline, std::move(done));

@@ -40,6 +40,17 @@ class Issuer {
   // exactly once, on this thread or another. `deadline` bounds the waiting.
   virtual void Issue(IssueCommand command, const CouponInfo& coupon,
                      absl::Time deadline, IssueDone done) = 0;
+
+  // The gateway's pre-check inferred `inferred` (sold out, the user holds a
+  // copy, or the request's known result) without asking the issuer. Calls
+  // `done` once with the answer this request id keeps for good. By default
+  // that is `inferred`: the Kafka path's gateways learn results in partition
+  // order, so what they infer never contradicts a decision.
+  virtual void AnswerKnown(IssueCommand command, const CouponInfo& coupon,
+                           IssueReply inferred, absl::Time deadline,
+                           IssueDone done) {
+    done(std::move(inferred));
+  }
 };
 
 // The message for a request id reused for another coupon or user.

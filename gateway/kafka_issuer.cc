@@ -15,7 +15,8 @@ struct KafkaIssuer::Pending {
   IssueReply reply;
   IssueDone done;
   bool answered = false;
-  std::optional<std::multimap<absl::Time, std::shared_ptr<Pending>>::iterator> entry;
+  std::optional<std::multimap<absl::Time, std::shared_ptr<Pending>>::iterator>
+      entry;
 };
 
 KafkaIssuer::KafkaIssuer(EventPublisher* publisher, std::string request_topic,
@@ -44,7 +45,8 @@ void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
 
   const absl::Time now = clock_();
   const UnixMicros now_us = absl::ToUnixMicros(now);
-  if (Outcome window = WindowOutcome(coupon, now_us); window != Outcome::kIssued) {
+  if (Outcome window = WindowOutcome(coupon, now_us);
+      window != Outcome::kIssued) {
     reply.outcome = window;
     return done(reply);
   }
@@ -69,25 +71,26 @@ void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
   event.requested_at = now_us;
   event.gateway_id = gateway_id_;
   // The publisher's own wait for room in a full queue ends by answer_by too.
-  publisher_->Publish(
-      request_topic_, CouponKey(event.coupon_id), EncodeIssueRequested(event),
-      answer_by,
-      [waiting = waiting_, pending](absl::Status delivered) {
-        {
-          std::lock_guard<std::mutex> lock(waiting->mu);
-          if (pending->answered) return;  // answered UNAVAILABLE already
-          pending->answered = true;
-          if (pending->entry) waiting->by_time.erase(*pending->entry);
-          pending->entry.reset();
-        }
-        if (!delivered.ok()) {
-          VLOG(1) << "request " << pending->reply.request_id
-                  << " not queued: " << delivered;
-          return pending->done(delivered);
-        }
-        pending->reply.outcome = Outcome::kAccepted;
-        pending->done(std::move(pending->reply));
-      });
+  publisher_->Publish(request_topic_, CouponKey(event.coupon_id),
+                      EncodeIssueRequested(event), answer_by,
+                      [waiting = waiting_, pending](absl::Status delivered) {
+                        {
+                          std::lock_guard<std::mutex> lock(waiting->mu);
+                          if (pending->answered)
+                            return;  // answered UNAVAILABLE already
+                          pending->answered = true;
+                          if (pending->entry)
+                            waiting->by_time.erase(*pending->entry);
+                          pending->entry.reset();
+                        }
+                        if (!delivered.ok()) {
+                          VLOG(1) << "request " << pending->reply.request_id
+                                  << " not queued: " << delivered;
+                          return pending->done(delivered);
+                        }
+                        pending->reply.outcome = Outcome::kAccepted;
+                        pending->done(std::move(pending->reply));
+                      });
 
   std::lock_guard<std::mutex> lock(waiting_->mu);
   if (pending->answered) return;  // the report came already

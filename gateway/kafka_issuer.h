@@ -27,9 +27,8 @@ class KafkaIssuer final : public Issuer {
  public:
   using Clock = std::function<absl::Time()>;
 
-  KafkaIssuer(EventPublisher* publisher,
-              std::string request_topic, std::string gateway_id,
-              Clock clock = absl::Now);
+  KafkaIssuer(EventPublisher* publisher, std::string request_topic,
+              std::string gateway_id, Clock clock = absl::Now);
   ~KafkaIssuer() override;
 
   void Issue(IssueCommand command, const CouponInfo& coupon,

@@ -166,6 +166,29 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
   done(answer);
 }
 
+void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
+                              IssueReply inferred, absl::Time deadline,
+                              IssueDone done) {
+  IssueResult r;
+  r.request_id = cmd.request_id;
+  r.coupon_id = cmd.coupon_id;
+  r.user_id = cmd.user_id;
+  r.outcome = inferred.outcome;
+  r.decided_at = absl::ToUnixMicros(clock_());
+  absl::StatusOr<redis::Reply> reply = redis_->Command(
+      {"SET", RequestKey(cmd.request_id), Record(r), "NX", "GET", "EX",
+       absl::StrCat(absl::ToInt64Seconds(record_ttl_))});
+  if (!reply.ok()) return done(reply.status());
+  if (reply->type == redis::Reply::Type::kNil) return done(std::move(inferred));
+  if (reply->type != redis::Reply::Type::kString) {
+    return done(absl::InternalError(
+        absl::StrCat("redis: SET NX GET of request ", cmd.request_id, ": ", reply->str)));
+  }
+  // Decided before, maybe on another gateway: the script replays that
+  // result (and finishes its PostgreSQL write if it was an issued copy).
+  Issue(std::move(cmd), coupon, deadline, std::move(done));
+}
+
 absl::StatusOr<int64_t> RedisIssuer::PersistIssued(const IssueResult& r,
                                                    absl::Time deadline) {
   ASSIGN_OR_RETURN(auto conn, pool_->Acquire(deadline));

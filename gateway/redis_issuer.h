@@ -45,6 +45,14 @@ class RedisIssuer final : public Issuer {
 
   void Issue(IssueCommand command, const CouponInfo& coupon,
              absl::Time deadline, IssueDone done) override;
+  // Records the inferred answer as the request's result in Redis (SET NX),
+  // unless the request id already has one there, which then stands. Gateways
+  // learn each other's decisions over pub/sub, late or (while reconnecting)
+  // never, so without the record one id could get two answers on two
+  // gateways.
+  void AnswerKnown(IssueCommand command, const CouponInfo& coupon,
+                   IssueReply inferred, absl::Time deadline,
+                   IssueDone done) override;
 
   // The results Redis still holds (for `record_ttl`) for these request ids.
   absl::StatusOr<std::vector<IssueResult>> FindRecords(

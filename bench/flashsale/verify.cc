@@ -46,11 +46,14 @@ bool IsFinal(int outcome) {
 // A result seen by the client against the issue_results row: the same
 // outcome and copy, or a description of both for the violation.
 std::optional<std::string> DiffersFromRow(const DbSnapshot::Result& row,
-                                          absl::string_view seen_as, int outcome,
-                                          int64_t user_coupon_id) {
-  if (row.outcome == outcome && row.user_coupon_id == user_coupon_id) return std::nullopt;
+                                          absl::string_view seen_as,
+                                          int outcome, int64_t user_coupon_id) {
+  if (row.outcome == outcome && row.user_coupon_id == user_coupon_id) {
+    return std::nullopt;
+  }
   return absl::StrCat(seen_as, " ", OutcomeName(outcome), "/", user_coupon_id,
-                      ", db ", OutcomeName(row.outcome), "/", row.user_coupon_id);
+                      ", db ", OutcomeName(row.outcome), "/",
+                      row.user_coupon_id);
 }
 
 }  // namespace
@@ -174,7 +177,8 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
         }
       } else if (auto diff = DiffersFromRow(row->second, "stream", e.result,
                                             e.result_user_coupon_id)) {
-        bad.Add("stream result differs from issue_results", absl::StrCat(id, " ", *diff));
+        bad.Add("stream result differs from issue_results",
+                absl::StrCat(id, " ", *diff));
       }
     }
 

@@ -22,7 +22,8 @@ namespace {
 // long script, or a replica without its primary. Anything else is the
 // command's own error.
 bool IsTransientError(absl::string_view error) {
-  for (absl::string_view prefix : {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "}) {
+  for (absl::string_view prefix :
+       {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "}) {
     if (absl::StartsWith(error, prefix)) return true;
   }
   return false;

@@ -2,13 +2,16 @@
 // (tests/chaos/run) needs and the shell cannot do cheaply. One subcommand per
 // call; output is tab-separated lines on stdout, diagnostics on stderr.
 //
-//   topics  --topics=name:partitions,...      create the topics that are missing
-//   poison  --topic=T --keys=k1,k2,k3 --tag=X  write three poison events (garbage
+//   topics  --topics=name:partitions,...      create the topics that are
+//   missing poison  --topic=T --keys=k1,k2,k3 --tag=X  write three poison
+//   events (garbage
 //           bytes, an unknown coupon, an oversized user_id) straight into T;
 //           prints: kind  partition  offset
-//   dlq     --topic=T                          every dead letter on T, oldest first;
+//   dlq     --topic=T                          every dead letter on T, oldest
+//   first;
 //           prints: source_partition  source_offset  reason
-//   lag     --group=G --topic=T --interval=500ms  until killed, one line per sample:
+//   lag     --group=G --topic=T --interval=500ms  until killed, one line per
+//   sample:
 //           unix_ms  p:committed:high ...   (or  unix_ms  down)
 //   coupon  --target=A --stock=N               create a coupon, print its id
 //   issue   --target=A --coupon=C --count=N --interval=D --deadline=D --tag=X
@@ -34,6 +37,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -47,15 +51,21 @@
 ABSL_FLAG(std::string, brokers, "127.0.0.1:9092", "Kafka bootstrap servers.");
 ABSL_FLAG(std::string, topics, "", "topics: name:partitions,...");
 ABSL_FLAG(std::string, topic, "", "The topic to write to or read from.");
-ABSL_FLAG(std::string, keys, "", "poison: keys of the three events, comma-separated.");
-ABSL_FLAG(std::string, tag, "chaos", "Marks the request ids and users this run makes.");
-ABSL_FLAG(std::string, group, "", "lag: the consumer group whose offsets to read.");
-ABSL_FLAG(absl::Duration, interval, absl::Milliseconds(500), "lag, issue: pause between samples or calls.");
-ABSL_FLAG(std::string, target, "127.0.0.1:50051", "coupon, issue: CouponService address.");
+ABSL_FLAG(std::string, keys, "",
+          "poison: keys of the three events, comma-separated.");
+ABSL_FLAG(std::string, tag, "chaos",
+          "Marks the request ids and users this run makes.");
+ABSL_FLAG(std::string, group, "",
+          "lag: the consumer group whose offsets to read.");
+ABSL_FLAG(absl::Duration, interval, absl::Milliseconds(500),
+          "lag, issue: pause between samples or calls.");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051",
+          "coupon, issue: CouponService address.");
 ABSL_FLAG(int64_t, stock, 1000000, "coupon: copies.");
 ABSL_FLAG(int64_t, coupon, 0, "issue: the coupon to ask for.");
 ABSL_FLAG(int, count, 10, "issue: calls.");
-ABSL_FLAG(absl::Duration, deadline, absl::Seconds(2), "issue: each call's deadline.");
+ABSL_FLAG(absl::Duration, deadline, absl::Seconds(2),
+          "issue: each call's deadline.");
 
 namespace {
 
@@ -69,8 +79,10 @@ int64_t UnixMs() { return absl::ToUnixMillis(absl::Now()); }
   std::exit(1);
 }
 
-std::unique_ptr<RdKafka::Conf> Conf(const std::map<std::string, std::string>& props) {
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+std::unique_ptr<RdKafka::Conf> Conf(
+    const std::map<std::string, std::string>& props) {
+  std::unique_ptr<RdKafka::Conf> conf(
+      RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string error;
   for (const auto& [k, v] : props) {
     if (conf->set(k, v, error) != RdKafka::Conf::CONF_OK) Die(k + ": " + error);
@@ -79,14 +91,20 @@ std::unique_ptr<RdKafka::Conf> Conf(const std::map<std::string, std::string>& pr
 }
 
 // Partition count of `topic`, or -1 when the broker does not answer.
-int Partitions(RdKafka::Handle* handle, const std::string& topic, int timeout_ms) {
+int Partitions(RdKafka::Handle* handle, const std::string& topic,
+               int timeout_ms) {
   std::string error;
-  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(handle, topic, nullptr, error));
+  std::unique_ptr<RdKafka::Topic> t(
+      RdKafka::Topic::create(handle, topic, nullptr, error));
   if (!t) return -1;
   RdKafka::Metadata* raw = nullptr;
-  if (handle->metadata(false, t.get(), &raw, timeout_ms) != RdKafka::ERR_NO_ERROR) return -1;
+  if (handle->metadata(false, t.get(), &raw, timeout_ms) !=
+      RdKafka::ERR_NO_ERROR)
+    return -1;
   std::unique_ptr<RdKafka::Metadata> md(raw);
-  if (md->topics()->empty() || (*md->topics())[0]->err() != RdKafka::ERR_NO_ERROR) return -1;
+  if (md->topics()->empty() ||
+      (*md->topics())[0]->err() != RdKafka::ERR_NO_ERROR)
+    return -1;
   return static_cast<int>((*md->topics())[0]->partitions()->size());
 }
 
@@ -94,20 +112,24 @@ int Partitions(RdKafka::Handle* handle, const std::string& topic, int timeout_ms
 // topics: librdkafka has the admin API only in C.
 int Topics() {
   std::vector<std::pair<std::string, int>> wanted;
-  for (absl::string_view spec : absl::StrSplit(absl::GetFlag(FLAGS_topics), ',', absl::SkipEmpty())) {
+  for (absl::string_view spec :
+       absl::StrSplit(absl::GetFlag(FLAGS_topics), ',', absl::SkipEmpty())) {
     std::pair<std::string, std::string> kv = absl::StrSplit(spec, ':');
     int n = 0;
-    if (!absl::SimpleAtoi(kv.second, &n) || n < 1) Die(absl::StrCat("bad topic spec ", spec));
+    if (!absl::SimpleAtoi(kv.second, &n) || n < 1)
+      Die(absl::StrCat("bad topic spec ", spec));
     wanted.push_back({kv.first, n});
   }
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", absl::GetFlag(FLAGS_brokers).c_str(), err, sizeof(err));
+  rd_kafka_conf_set(conf, "bootstrap.servers",
+                    absl::GetFlag(FLAGS_brokers).c_str(), err, sizeof(err));
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (!rk) Die(err);
   std::vector<rd_kafka_NewTopic_t*> news;
   for (const auto& [name, parts] : wanted) {
-    news.push_back(rd_kafka_NewTopic_new(name.c_str(), parts, 1, err, sizeof(err)));
+    news.push_back(
+        rd_kafka_NewTopic_new(name.c_str(), parts, 1, err, sizeof(err)));
   }
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
   rd_kafka_CreateTopics(rk, news.data(), news.size(), nullptr, q);
@@ -118,13 +140,14 @@ int Topics() {
     rc = 1;
   } else {
     size_t n = 0;
-    const rd_kafka_topic_result_t** res =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    const rd_kafka_topic_result_t** res = rd_kafka_CreateTopics_result_topics(
+        rd_kafka_event_CreateTopics_result(ev), &n);
     for (size_t i = 0; i < n; ++i) {
       rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
-      if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        std::cerr << "chaos-probe: " << rd_kafka_topic_result_name(res[i]) << ": "
-                  << rd_kafka_err2str(e) << "\n";
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR &&
+          e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        std::cerr << "chaos-probe: " << rd_kafka_topic_result_name(res[i])
+                  << ": " << rd_kafka_err2str(e) << "\n";
         rc = 1;
       }
     }
@@ -143,7 +166,8 @@ class Reports : public RdKafka::DeliveryReportCb {
   void dr_cb(RdKafka::Message& m) override {
     const std::string* kind = static_cast<const std::string*>(m.msg_opaque());
     if (m.err() != RdKafka::ERR_NO_ERROR) {
-      std::cerr << "chaos-probe: " << *kind << " not written: " << m.errstr() << "\n";
+      std::cerr << "chaos-probe: " << *kind << " not written: " << m.errstr()
+                << "\n";
       failed = true;
     } else {
       std::cout << *kind << "\t" << m.partition() << "\t" << m.offset() << "\n";
@@ -156,8 +180,10 @@ class Reports : public RdKafka::DeliveryReportCb {
 
 int Poison() {
   const std::string topic = absl::GetFlag(FLAGS_topic);
-  std::vector<std::string> keys = absl::StrSplit(absl::GetFlag(FLAGS_keys), ',', absl::SkipEmpty());
-  if (topic.empty() || keys.size() != 3) Die("poison needs --topic and three --keys");
+  std::vector<std::string> keys =
+      absl::StrSplit(absl::GetFlag(FLAGS_keys), ',', absl::SkipEmpty());
+  if (topic.empty() || keys.size() != 3)
+    Die("poison needs --topic and three --keys");
   const std::string tag = absl::GetFlag(FLAGS_tag);
   const int64_t now_s = absl::ToUnixSeconds(absl::Now());
 
@@ -189,7 +215,8 @@ int Poison() {
                     {"message.timeout.ms", "20000"}});
   std::string error;
   conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&reports), error);
-  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  std::unique_ptr<RdKafka::Producer> producer(
+      RdKafka::Producer::create(conf.get(), error));
   if (!producer) Die(error);
   std::vector<std::string> kinds;
   kinds.reserve(events.size());
@@ -198,8 +225,8 @@ int Poison() {
     const std::string& payload = events[i].second;
     RdKafka::ErrorCode err = producer->produce(
         topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-        const_cast<char*>(payload.data()), payload.size(), keys[i].data(), keys[i].size(),
-        0, &kinds.back());
+        const_cast<char*>(payload.data()), payload.size(), keys[i].data(),
+        keys[i].size(), 0, &kinds.back());
     if (err != RdKafka::ERR_NO_ERROR) Die(RdKafka::err2str(err));
     ++reports.pending;
   }
@@ -217,7 +244,8 @@ int Dlq() {
                     {"enable.auto.commit", "false"},
                     {"enable.partition.eof", "true"}});
   std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), error));
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf.get(), error));
   if (!consumer) Die(error);
   const int parts = Partitions(consumer.get(), topic, 10000);
   if (parts < 0) Die("no metadata for " + topic);
@@ -225,11 +253,13 @@ int Dlq() {
   int open = 0;
   for (int p = 0; p < parts; ++p) {
     int64_t low = 0, high = 0;
-    if (consumer->query_watermark_offsets(topic, p, &low, &high, 10000) != RdKafka::ERR_NO_ERROR) {
+    if (consumer->query_watermark_offsets(topic, p, &low, &high, 10000) !=
+        RdKafka::ERR_NO_ERROR) {
       Die("watermarks of " + topic);
     }
     if (high > low) {
-      assignment.push_back(RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
+      assignment.push_back(RdKafka::TopicPartition::create(
+          topic, p, RdKafka::Topic::OFFSET_BEGINNING));
       ++open;
     }
   }
@@ -245,14 +275,16 @@ int Dlq() {
     if (m->err() != RdKafka::ERR_NO_ERROR) continue;
     coupon::v1::DeadLetter dl;
     if (!dl.ParseFromArray(m->payload(), static_cast<int>(m->len()))) {
-      std::cout << "-1\t-1\tunreadable dead letter at offset " << m->offset() << "\n";
+      std::cout << "-1\t-1\tunreadable dead letter at offset " << m->offset()
+                << "\n";
       continue;
     }
     std::string reason = dl.reason();
     for (char& c : reason) {
       if (c == '\t' || c == '\n') c = ' ';
     }
-    std::cout << dl.partition() << "\t" << dl.offset() << "\t" << reason << "\n";
+    std::cout << dl.partition() << "\t" << dl.offset() << "\t" << reason
+              << "\n";
   }
   consumer->unassign();
   for (auto* tp : assignment) delete tp;
@@ -273,7 +305,8 @@ int Lag() {
                     {"enable.auto.commit", "false"},
                     {"log_level", "0"}});
   std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), error));
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf.get(), error));
   if (!consumer) Die(error);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
@@ -285,11 +318,13 @@ int Lag() {
     bool ok = parts > 0;
     if (ok) {
       std::vector<RdKafka::TopicPartition*> tps;
-      for (int p = 0; p < parts; ++p) tps.push_back(RdKafka::TopicPartition::create(topic, p));
+      for (int p = 0; p < parts; ++p)
+        tps.push_back(RdKafka::TopicPartition::create(topic, p));
       ok = consumer->committed(tps, 2000) == RdKafka::ERR_NO_ERROR;
       for (int p = 0; ok && p < parts; ++p) {
         int64_t low = 0, high = 0;
-        if (consumer->query_watermark_offsets(topic, p, &low, &high, 1000) != RdKafka::ERR_NO_ERROR) {
+        if (consumer->query_watermark_offsets(topic, p, &low, &high, 1000) !=
+            RdKafka::ERR_NO_ERROR) {
           ok = false;
           break;
         }
@@ -310,8 +345,8 @@ int Lag() {
 // ---------------------------------------------------------------------------
 // coupon, issue
 std::unique_ptr<coupon::v1::CouponService::Stub> Stub() {
-  return coupon::v1::CouponService::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
+  return coupon::v1::CouponService::NewStub(grpc::CreateChannel(
+      absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
 }
 
 int Coupon() {
@@ -328,16 +363,9 @@ int Coupon() {
   return 0;
 }
 
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::OK: return "OK";
-    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::CANCELLED: return "CANCELLED";
-    case grpc::INTERNAL: return "INTERNAL";
-    default: return "OTHER";
-  }
+// absl and gRPC number the canonical codes alike.
+std::string CodeName(grpc::StatusCode code) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
 
 int Issue() {
@@ -357,12 +385,13 @@ int Issue() {
     const absl::Time t0 = absl::Now();
     grpc::Status s = stub->IssueCoupon(&ctx, req, &resp);
     const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
-    std::string what = s.ok() ? coupon::v1::IssueOutcome_Name(resp.outcome()) : s.error_message();
+    std::string what = s.ok() ? coupon::v1::IssueOutcome_Name(resp.outcome())
+                              : s.error_message();
     for (char& c : what) {
       if (c == '\t' || c == '\n') c = ' ';
     }
-    std::printf("%lld\t%s\t%.1f\t%s\n", static_cast<long long>(start), CodeName(s.error_code()), ms,
-                what.c_str());
+    std::printf("%lld\t%s\t%.1f\t%s\n", static_cast<long long>(start),
+                CodeName(s.error_code()).c_str(), ms, what.c_str());
     std::fflush(stdout);
     std::this_thread::sleep_until(absl::ToChronoTime(next));
   }
@@ -373,9 +402,11 @@ int Issue() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "chaos-probe topics|poison|dlq|lag|coupon|issue [flags]: tools of tests/chaos/run");
+      "chaos-probe topics|poison|dlq|lag|coupon|issue [flags]: tools of "
+      "tests/chaos/run");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() != 2) Die("one subcommand: topics, poison, dlq, lag, coupon or issue");
+  if (args.size() != 2)
+    Die("one subcommand: topics, poison, dlq, lag, coupon or issue");
   const std::string cmd = args[1];
   if (cmd == "topics") return Topics();
   if (cmd == "poison") return Poison();

@@ -2,6 +2,7 @@
 // results of requests that were not issued, and Redis being down.
 
 #include "absl/strings/str_cat.h"
+#include "common/redis/redis.h"
 #include "gateway/gateway_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -55,6 +56,37 @@ TEST_F(RedisIssuerTest, SameRequestIdIsOneRequest) {
   ASSERT_TRUE(second_ask.status.ok());
   EXPECT_EQ(second_ask.response.outcome(), v1::ISSUE_OUTCOME_ALREADY_ISSUED);
   EXPECT_EQ(Rows("user_coupons", coupon), 1);
+}
+
+// Gateways learn each other's decisions over pub/sub, which loses messages
+// while a subscriber reconnects. A request id answered from one gateway's
+// pre-check must get the same answer on another gateway that knows less.
+TEST_F(RedisIssuerTest, OneRequestIdGetsOneAnswerOnEveryGateway) {
+  const int other = stack_.AddGateway(absl::Minutes(1), "redis");
+  const int64_t coupon = stack_.CreateCoupon(1).coupon_id();
+  const std::string run = absl::StrCat("redis-one-answer-", coupon);
+  auto redis = redis::Client::Create(redis::RedisConfig{RedisAddr()});
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  // The other gateway's subscription drops: it misses what comes next.
+  ASSERT_TRUE((*redis)->Command({"CLIENT", "KILL", "TYPE", "pubsub"}).ok());
+
+  IssueCall won = Issue(coupon, "u", absl::StrCat(run, "-r2"));
+  ASSERT_TRUE(won.status.ok()) << won.status.error_message();
+  ASSERT_EQ(won.response.outcome(), v1::ISSUE_OUTCOME_ISSUED);
+  // The other gateway learns "sold out" from its own decision, not that u
+  // holds the copy.
+  IssueCall late = Issue(coupon, "w", absl::StrCat(run, "-r4"), other);
+  ASSERT_TRUE(late.status.ok()) << late.status.error_message();
+  ASSERT_EQ(late.response.outcome(), v1::ISSUE_OUTCOME_SOLD_OUT);
+
+  // u asks again with a new id: this gateway knows u holds a copy.
+  IssueCall again = Issue(coupon, "u", absl::StrCat(run, "-r1"));
+  ASSERT_TRUE(again.status.ok()) << again.status.error_message();
+  ASSERT_EQ(again.response.outcome(), v1::ISSUE_OUTCOME_ALREADY_ISSUED);
+  // The same id resent to the other gateway gets the same answer.
+  IssueCall resent = Issue(coupon, "u", absl::StrCat(run, "-r1"), other);
+  ASSERT_TRUE(resent.status.ok()) << resent.status.error_message();
+  EXPECT_EQ(resent.response.outcome(), v1::ISSUE_OUTCOME_ALREADY_ISSUED);
 }
 
 TEST_F(RedisIssuerTest, ResultsOfEveryOutcomeCanBeWatchedAndPolled) {

@@ -65,7 +65,8 @@ TEST(KafkaIssuerTest, UnacknowledgedCallIsUnavailableBeforeItsDeadlineOnce) {
 
   // Answered without any report from the broker.
   auto future = answer.get_future();
-  ASSERT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
   EXPECT_THAT(future.get(), StatusIs(absl::StatusCode::kUnavailable,
                                      HasSubstr("same request_id")));
   // The broker acknowledges it after all: the call was answered already.
@@ -80,7 +81,8 @@ TEST(KafkaIssuerTest, AcknowledgedInTimeIsAcceptedOnce) {
   std::mutex mu;
   for (int i = 0; i < 3; ++i) {
     issuer.Issue({7, "user-1", absl::StrCat("req-", i)}, OpenCoupon(),
-                 absl::Now() + absl::Hours(1), [&](absl::StatusOr<IssueReply> r) {
+                 absl::Now() + absl::Hours(1),
+                 [&](absl::StatusOr<IssueReply> r) {
                    std::lock_guard<std::mutex> lock(mu);
                    answers.push_back(std::move(r));
                  });
@@ -98,7 +100,8 @@ TEST(KafkaIssuerTest, ReportsAfterTheIssuerIsGoneAreStillAnswered) {
   std::atomic<int> answers{0};
   {
     KafkaIssuer issuer(&broker, "coupon-issue-request", "gw-1");
-    issuer.Issue({7, "user-1", "req-1"}, OpenCoupon(), absl::Now() + absl::Hours(1),
+    issuer.Issue({7, "user-1", "req-1"}, OpenCoupon(),
+                 absl::Now() + absl::Hours(1),
                  [&](absl::StatusOr<IssueReply>) { answers.fetch_add(1); });
   }
   // As the producer's flush or purge does at shutdown.
