@@ -202,6 +202,10 @@ def main():
       "scheduler), one broker, fsync on in PostgreSQL, Redis with AOF "
       "`everysec`.\n")
 
+    conditions = read_text(r.path("conditions.md"))
+    if conditions:
+        p(conditions)
+
     # --- The seed's section 4, measured --------------------------------------
     p("## The design's section 4, measured\n")
     p("Hot workload unless stated: 1 coupon of 10,000 copies, 100,000 users "
