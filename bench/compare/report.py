@@ -286,6 +286,11 @@ def main():
     p(f"| Redis-issuer gateway ÷ bare gRPC server, calls/s (hot) | "
       f"{ratio(get(hot_r, 'requests_per_second'), bare_rps)} | the same for the "
       f"Redis path |")
+    for issuer in ISSUERS:
+        p(f"| {NAMES[issuer]} gateway ÷ bare gRPC server, CPU s per call (hot) | "
+          f"{ratio(cpu(sales[(issuer, 'hot')], 'gateway'), cpu(bare, 'bare'))} | "
+          f"what a call costs the gateway beyond gRPC itself; steadier than rates "
+          f"on a shared machine |")
     p(f"| Kafka path ÷ Redis path, calls/s: hot / spread / retry / soldout | " +
       " / ".join(ratio(get(sales[('kafka', wl)], 'requests_per_second'),
                        get(sales[('redis', wl)], 'requests_per_second'))
