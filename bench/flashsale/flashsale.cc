@@ -10,17 +10,17 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
-#include "common/pg/pg.h"
-#include "common/redis/redis.h"
 #include "bench/flashsale/load.h"
 #include "bench/flashsale/stats.h"
 #include "bench/flashsale/verify.h"
+#include "common/pg/pg.h"
+#include "common/redis/redis.h"
 #include "glog/logging.h"
 #include "grpcpp/grpcpp.h"
 
@@ -200,6 +200,7 @@ LatencyCdf Cdf(std::vector<int64_t> micros) {
 // The measured phase: calls [plan.presell_calls, plan.calls()), and the
 // requests those calls sent first.
 void Summarize(const Plan& plan, const Ledger& ledger, RunReport* report) {
+  report->counters = ledger.counters();
   std::vector<int64_t> issue_us, e2e_us;
   issue_us.reserve(plan.calls());
   int64_t t0 = 0, last_answer = 0;
@@ -223,7 +224,8 @@ void Summarize(const Plan& plan, const Ledger& ledger, RunReport* report) {
   if (t0 == 0) return;
 
   // Time steps of 0.1 s, coarser for long runs: at most ~600 points.
-  const double span_s = Seconds(std::max(last_answer, ledger.counters().last_result_ns) - t0);
+  const double span_s =
+      Seconds(std::max(last_answer, report->counters.last_result_ns) - t0);
   const double step = std::max(0.1, std::ceil(span_s / 600.0 * 10.0) / 10.0);
   report->timeline_step_seconds = step;
   auto step_of = [&](int64_t ns) -> TimelineStep& {
@@ -540,7 +542,6 @@ absl::StatusOr<RunReport> RunFlashSale(const FlashSaleConfig& config) {
   watches.clear();
 
   if (!config.verify) {
-    report.counters = ledger.counters();
     Summarize(plan, ledger, &report);
     return report;
   }
@@ -572,7 +573,6 @@ absl::StatusOr<RunReport> RunFlashSale(const FlashSaleConfig& config) {
           absl::StrCat("stock sync by the outbox scheduler: ", synced.status().ToString()));
     }
   }
-  report.counters = ledger.counters();
   Summarize(plan, ledger, &report);
   if (config.issuer == "kafka") {
     absl::Status s = WorkerDecisions(config.pg_dsn, plan.coupon_ids, measured_start, &report);
