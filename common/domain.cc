@@ -16,6 +16,8 @@ absl::string_view OutcomeName(Outcome outcome) {
       return "NOT_STARTED";
     case Outcome::kExpired:
       return "EXPIRED";
+    case Outcome::kRequestIdReused:
+      return "REQUEST_ID_REUSED";
   }
   return "UNKNOWN";
 }
@@ -23,7 +25,7 @@ absl::string_view OutcomeName(Outcome outcome) {
 std::optional<Outcome> OutcomeFromName(absl::string_view name) {
   for (Outcome o : {Outcome::kAccepted, Outcome::kIssued, Outcome::kSoldOut,
                     Outcome::kAlreadyIssued, Outcome::kNotStarted,
-                    Outcome::kExpired}) {
+                    Outcome::kExpired, Outcome::kRequestIdReused}) {
     if (OutcomeName(o) == name) return o;
   }
   return std::nullopt;

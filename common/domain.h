@@ -20,7 +20,15 @@ enum class Outcome {
   kAlreadyIssued,
   kNotStarted,
   kExpired,
+  // The request id belongs to another (coupon, user): this request was not
+  // decided. Never stored under the id (the first use owns it).
+  kRequestIdReused,
 };
+
+// True for the outcomes a request id's stored result can hold.
+inline bool IsStoredOutcome(Outcome o) {
+  return o != Outcome::kAccepted && o != Outcome::kRequestIdReused;
+}
 
 // The names used in the database and in logs.
 absl::string_view OutcomeName(Outcome outcome);
@@ -58,6 +66,11 @@ struct IssueResult {
   int64_t user_coupon_id = 0;  // when kIssued
   int64_t remaining_quantity = 0;
   UnixMicros decided_at = 0;
+
+  // Whether this result is the answer to a request of (coupon, user).
+  bool BelongsTo(int64_t coupon, const std::string& user) const {
+    return coupon_id == coupon && user_id == user;
+  }
 
   bool operator==(const IssueResult& o) const {
     return request_id == o.request_id && coupon_id == o.coupon_id &&

@@ -7,7 +7,6 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "absl/time/time.h"
 
 namespace coupon {
 
@@ -20,11 +19,12 @@ class EventPublisher {
 
   virtual ~EventPublisher() = default;
 
-  // Queues one event. `done` is called even when queueing fails. When the
-  // local queue is full, retries until `deadline`, then fails UNAVAILABLE.
+  // Queues one event; never blocks. `done` is called even when queueing
+  // fails: then at once, on the calling thread. A full local queue fails
+  // UNAVAILABLE at once (the broker is slow or down: waiting for room would
+  // hold the caller's thread, a gRPC thread on the gateway).
   virtual void Publish(const std::string& topic, std::string key,
-                       std::string payload, absl::Time deadline,
-                       DeliveryCallback done) = 0;
+                       std::string payload, DeliveryCallback done) = 0;
 
   // False when no broker is reachable, so callers can fail fast.
   virtual bool Available() const = 0;

@@ -39,6 +39,8 @@ v1::IssueOutcome ToProto(Outcome outcome) {
       return v1::ISSUE_OUTCOME_NOT_STARTED;
     case Outcome::kExpired:
       return v1::ISSUE_OUTCOME_EXPIRED;
+    case Outcome::kRequestIdReused:
+      return v1::ISSUE_OUTCOME_REQUEST_ID_REUSED;
   }
   return v1::ISSUE_OUTCOME_UNSPECIFIED;
 }
@@ -57,6 +59,8 @@ absl::StatusOr<Outcome> FromProto(v1::IssueOutcome outcome) {
       return Outcome::kNotStarted;
     case v1::ISSUE_OUTCOME_EXPIRED:
       return Outcome::kExpired;
+    case v1::ISSUE_OUTCOME_REQUEST_ID_REUSED:
+      return Outcome::kRequestIdReused;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("outcome: unknown value ", static_cast<int>(outcome)));

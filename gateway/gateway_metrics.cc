@@ -6,9 +6,11 @@
 namespace coupon::gateway {
 namespace {
 
+// In the enum's order: indexed by Outcome.
 constexpr Outcome kOutcomes[] = {Outcome::kAccepted,      Outcome::kIssued,
                                  Outcome::kSoldOut,       Outcome::kAlreadyIssued,
-                                 Outcome::kNotStarted,    Outcome::kExpired};
+                                 Outcome::kNotStarted,    Outcome::kExpired,
+                                 Outcome::kRequestIdReused};
 constexpr int kCodes = 17;  // absl::StatusCode 0 (OK) .. 16 (UNAUTHENTICATED)
 
 /// Every child the hot path needs, looked up once: an IssueCoupon answer

@@ -20,8 +20,10 @@
 #include "gateway/redis_issuer.h"
 #include "common/redis/redis.h"
 #include "gateway/pg_gateway_store.h"
+#include "gateway/answer_recorder.h"
 #include "gateway/result_hub.h"
 #include "gateway/result_listener.h"
+#include "gateway/stored_result_poller.h"
 #include "glog/logging.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -105,8 +107,17 @@ absl::Status GatewayConfig::Validate() const {
       return bad("redis_record_ttl", "must be at least 1m");
     }
   }
-  if (max_cached_results < 1 || max_issued_pairs < 1) {
-    return bad("max_cached_results/max_issued_pairs", "must be positive");
+  if (result_cache_mib < 1 || result_cache_mib > 65536) {
+    return bad("result_cache_mib", absl::StrCat("must be 1..65536, got ", result_cache_mib));
+  }
+  if (holder_cache_mib < 1 || holder_cache_mib > 65536) {
+    return bad("holder_cache_mib", absl::StrCat("must be 1..65536, got ", holder_cache_mib));
+  }
+  if (max_watches < 1 || max_watches > 1'000'000) {
+    return bad("max_watches", absl::StrCat("must be 1..1000000, got ", max_watches));
+  }
+  if (watch_queue_mib < 1 || watch_queue_mib > 65536) {
+    return bad("watch_queue_mib", absl::StrCat("must be 1..65536, got ", watch_queue_mib));
   }
   if (absl::Status s = tls.Validate(); !s.ok()) return s;
   if (!admin.client_names.empty() && !tls.mutual()) {
@@ -119,6 +130,27 @@ absl::Status GatewayConfig::Validate() const {
   return absl::OkStatus();
 }
 
+namespace {
+
+// No session of a gateway waits long for anything: a statement that would
+// (a lock held by a frozen worker, a server gone silent) fails, and the call
+// is answered UNAVAILABLE or, for an answer to store, decided by the worker.
+pg::SessionSettings GatewaySession(const GatewayConfig& config,
+                                   const std::string& gateway_id) {
+  pg::SessionSettings s;
+  s.statement_timeout = config.pg_timeout;
+  s.lock_timeout = std::min(config.pg_timeout, absl::Seconds(1));
+  s.idle_in_transaction_timeout = absl::Seconds(10);
+  s.keepalives_idle = absl::Seconds(10);
+  s.keepalives_interval = absl::Seconds(2);
+  s.keepalives_count = 3;
+  s.tcp_user_timeout = absl::Seconds(15);
+  s.application_name = absl::StrCat("coupon-gateway ", gateway_id);
+  return s;
+}
+
+}  // namespace
+
 struct GatewayServer::Parts {
   // First: destroyed last, so /metrics answers until the very end.
   std::unique_ptr<metrics::HttpServer> http;
@@ -130,10 +162,13 @@ struct GatewayServer::Parts {
   std::unique_ptr<CouponCache> coupons;
   std::unique_ptr<ResultHub> hub;
   std::unique_ptr<kafka::Producer> producer;
-  // Both feed the hub, so they are declared after it: destroyed first.
+  // All three feed the hub, so they are declared after it: destroyed first.
   std::unique_ptr<ResultListener> listener;   // kafka mode's result feed
   std::unique_ptr<redis::Subscriber> results;  // redis mode's result feed
+  std::unique_ptr<StoredResultPoller> poller;  // answers other gateways stored
   std::unique_ptr<Issuer> issuer;
+  // Its last callbacks may hand requests to the issuer: destroyed before it.
+  std::unique_ptr<AnswerRecorder> recorder;
   std::unique_ptr<AdminAuthorizer> admin;
   std::unique_ptr<UserRateLimiter> limiter;
   std::unique_ptr<IssueService> issue;
@@ -163,14 +198,24 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   gethostname(host, sizeof(host) - 1);
   const std::string gateway_id = absl::StrCat(host, "-", getpid());
 
+  const pg::SessionSettings session = GatewaySession(config, gateway_id);
   p.pool = std::make_unique<pg::Pool>(config.pg_dsn, config.pg_pool_size,
-                                      config.pg_timeout);
+                                      config.pg_timeout, session);
   p.store = std::make_unique<PgGatewayStore>(p.pool.get(), config.pg_timeout);
+  HubLimits limits;
+  limits.cache.result_bytes = size_t(config.result_cache_mib) << 20;
+  limits.cache.holder_bytes = size_t(config.holder_cache_mib) << 20;
+  limits.max_watches = config.max_watches;
+  limits.watch_queue_bytes = size_t(config.watch_queue_mib) << 20;
+  p.hub = std::make_unique<ResultHub>(limits);
+  // A coupon read with no stock left is sold out for good.
   p.coupons = std::make_unique<CouponCache>(
-      [store = p.store.get()](int64_t id) { return store->GetCoupon(id); },
+      [store = p.store.get(), hub = p.hub.get()](int64_t id) {
+        absl::StatusOr<CouponInfo> coupon = store->GetCoupon(id);
+        if (coupon.ok() && coupon->remaining_quantity == 0) hub->cache().SoldOut(id);
+        return coupon;
+      },
       config.not_found_ttl, /*max_entries=*/100'000);
-  p.hub = std::make_unique<ResultHub>(
-      HubLimits{config.max_cached_results, config.max_issued_pairs});
 
   GatewayStore* store = p.store.get();
   if (config.issuer == "kafka") {
@@ -200,8 +245,14 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     p.listener = std::make_unique<ResultListener>(listener_config, p.hub.get());
     if (absl::Status s = p.listener->Start(); !s.ok()) return s;
 
-    p.issuer = std::make_unique<KafkaIssuer>(p.producer.get(),
-                                             config.request_topic, gateway_id);
+    RecorderConfig recorder_config;
+    recorder_config.pg_dsn = config.pg_dsn;
+    recorder_config.session = session;
+    recorder_config.connect_timeout = config.pg_timeout;
+    p.recorder = std::make_unique<AnswerRecorder>(recorder_config);
+    p.issuer = std::make_unique<KafkaIssuer>(p.producer.get(), p.recorder.get(),
+                                             p.hub.get(), config.request_topic,
+                                             gateway_id);
   } else {
     redis::RedisConfig redis_config;
     redis_config.addr = config.redis_addr;
@@ -223,6 +274,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     p.results->Start();
     store = p.redis_store.get();
   }
+  p.poller = std::make_unique<StoredResultPoller>(p.hub.get(), store);
   Issuer* issuer = p.issuer ? p.issuer.get() : p.redis_issuer.get();
   auto admin = AdminAuthorizer::Create(config.admin);
   if (!admin.ok()) return admin.status();
@@ -235,7 +287,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     p.limiter = std::make_unique<UserRateLimiter>(config.user_rate_limit);
   }
   p.issue = std::make_unique<IssueService>(
-      p.coupons.get(), config.precheck ? p.hub.get() : nullptr, issuer,
+      p.coupons.get(), config.precheck ? &p.hub->cache() : nullptr, issuer,
       p.limiter.get());
   p.service = std::make_unique<CouponGrpcService>(
       p.issue.get(), p.hub.get(), store, p.admin.get(), config.issue_deadline);
@@ -327,7 +379,7 @@ void GatewayServer::Shutdown(absl::Duration grace) {
   ServingGauge().Set(0);
   // Open watches would otherwise hold the shutdown for the whole grace and
   // then end CANCELLED; ended now with UNAVAILABLE, clients move on at once.
-  parts_->hub->ShutdownWatchers();
+  parts_->hub->watches().ShutdownWatchers();
   // Refuses new calls and waits for the open ones. An IssueCoupon call ends
   // with its event's delivery report, so the calls answered here are every
   // acknowledgement the clients wait for.

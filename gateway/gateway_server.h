@@ -42,8 +42,17 @@ struct GatewayConfig {
   std::map<std::string, std::string> kafka_extra;
   absl::Duration result_replay_window = absl::Minutes(10);
   absl::Duration not_found_ttl = absl::Seconds(1);
-  size_t max_cached_results = 1'000'000;
-  size_t max_issued_pairs = 2'000'000;
+  // Memory for what the gateway knows, in MiB (gateway/result_cache.h): the
+  // results by request id and the requests it queued; who holds a copy and
+  // which coupons are sold out. With the watches' bound below they fit the
+  // manifests' 1 GiB limit with room to spare (docs/operations.md).
+  int result_cache_mib = 192;
+  int holder_cache_mib = 96;
+  // WatchIssueResults streams open at once, and the MiB of unsent results
+  // they may hold between them (a watch whose client reads slower than its
+  // results come ends with RESOURCE_EXHAUSTED past its share).
+  int max_watches = 4096;
+  int watch_queue_mib = 128;
   // Port of /metrics on every interface; 0: none. The binary's flag defaults
   // to 9464; a library user opens no port unasked.
   int metrics_port = 0;

@@ -18,8 +18,10 @@ namespace {
 constexpr size_t kMaxWatchedRequestIds = 1000;
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
-// A user/coupon watch remembers this many delivered ids to drop replays.
-constexpr size_t kMaxRememberedIds = 100'000;
+// Results one watch holds for a client that reads slower than results come
+// (a worker's batch brings hundreds at once), before it ends the stream;
+// every watch's queue also counts against the gateway's --watch_queue_mib.
+constexpr size_t kMaxQueuedResults = 8192;
 
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
                                  const absl::Status& status) {
@@ -28,10 +30,47 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
-/// One WatchIssueResults stream. Registered with the hub from construction
-/// until OnDone; OnResult runs on the hub's publishing thread, everything else
-/// on gRPC's threads. Writes are serialised through `pending_`. Deletes itself
-/// in OnDone, after unregistering, so no OnResult can reach a dead reactor.
+// Whose requests a lookup by request id asks about; empty: anyone's.
+struct Scope {
+  std::string user_id;
+  int64_t coupon_id = 0;
+
+  bool set() const { return !user_id.empty() || coupon_id != 0; }
+  bool Admits(const IssueResult& r) const {
+    return (user_id.empty() || r.user_id == user_id) &&
+           (coupon_id == 0 || r.coupon_id == coupon_id);
+  }
+  // What this caller is told about an id that belongs to someone else: the
+  // id is taken, and nothing of the other caller's result.
+  IssueResult Reused(const std::string& request_id) const {
+    IssueResult r;
+    r.request_id = request_id;
+    r.coupon_id = coupon_id;
+    r.user_id = user_id;
+    r.outcome = Outcome::kRequestIdReused;
+    r.decided_at = absl::ToUnixMicros(absl::Now());
+    return r;
+  }
+};
+
+// The answer a lookup by request id gets from `result`, or nothing when the
+// result is not for this lookup: another caller's REQUEST_ID_REUSED, or,
+// without a scope, any REQUEST_ID_REUSED (the id's own result comes).
+std::optional<IssueResult> ForScope(const Scope& scope, const IssueResult& result) {
+  if (result.outcome == Outcome::kRequestIdReused) {
+    if (scope.set() && scope.Admits(result)) return result;
+    return std::nullopt;
+  }
+  if (scope.set() && !scope.Admits(result)) return scope.Reused(result.request_id);
+  return result;
+}
+
+/// One WatchIssueResults stream. Open in the registry from construction
+/// until OnDone; OnResult runs on whichever thread delivers, everything else
+/// on gRPC's threads. Writes are serialised through `pending_`, which holds
+/// at most kMaxQueuedResults: a client that does not read has its stream
+/// ended. Deletes itself in OnDone, after closing its registration, so no
+/// OnResult can reach a dead reactor.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
                            public ResultWatcher {
  public:
@@ -40,14 +79,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
       : hub_(hub) {
     WatchStreamsGauge().Inc();  // until OnDone
     absl::Status valid = Validate(req);
+    if (valid.ok()) valid = hub_->watches().Open(this);
     if (!valid.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       FinishLocked(ToGrpcStatus(valid));
       return;
     }
     if (req.request_ids_size() == 0) {
-      if (!req.user_id().empty()) hub_->WatchUser(req.user_id(), this);
-      if (req.coupon_id() != 0) hub_->WatchCoupon(req.coupon_id(), this);
+      if (!req.user_id().empty()) hub_->watches().WatchUser(req.user_id(), this);
+      if (req.coupon_id() != 0) hub_->watches().WatchCoupon(req.coupon_id(), this);
       AnnounceRegistered();
       return;
     }
@@ -56,15 +96,20 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
     {
       std::lock_guard<std::mutex> lock(mu_);
       by_request_ = true;
+      scope_ = Scope{req.user_id(), req.coupon_id()};
       remaining_.insert(ids.begin(), ids.end());
     }
     // Register first, then look back: a result decided in between reaches
-    // us through OnResult, one decided before through the hub or database.
-    for (const IssueResult& r : hub_->WatchRequests(ids, this)) OnResult(r);
+    // us through OnResult, one decided before through the cache or the
+    // database.
+    hub_->watches().WatchRequests(ids, this);
     std::vector<std::string> missing;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      missing.assign(remaining_.begin(), remaining_.end());
+    for (const std::string& id : ids) {
+      if (std::optional<IssueResult> r = hub_->cache().Find(id)) {
+        OnResult(*r);
+      } else {
+        missing.push_back(id);
+      }
     }
     if (!missing.empty()) {
       auto stored = store->FindResults(missing);
@@ -82,17 +127,28 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   void OnResult(const IssueResult& result) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return;
+    std::optional<IssueResult> answer = result;
     if (by_request_) {
-      if (remaining_.erase(result.request_id) == 0) return;
-    } else {
-      if (!delivered_.insert(result.request_id).second) return;
-      delivered_order_.push_back(result.request_id);
-      if (delivered_order_.size() > kMaxRememberedIds) {
-        delivered_.erase(delivered_order_.front());
-        delivered_order_.pop_front();
-      }
+      if (!remaining_.contains(result.request_id)) return;
+      answer = ForScope(scope_, result);
+      if (!answer) return;
+      remaining_.erase(result.request_id);
     }
-    pending_.push_back(ToProto(result));
+    // Watches by user or coupon get each result once from the hub, which
+    // passes on only what is news to it.
+    const size_t bytes = QueuedBytes(*answer);
+    if (pending_.size() >= kMaxQueuedResults ||
+        !hub_->watches().ReserveQueued(bytes)) {
+      FinishLocked(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("this watch fell ", pending_.size(),
+                       " results behind (the client reads slower than they "
+                       "come). Watch again by request_ids: that sends the "
+                       "results decided meanwhile too")));
+      return;
+    }
+    pending_.push_back(ToProto(*answer));
+    queued_bytes_ += bytes;
     wrote_ = true;
     if (!writing_) {
       writing_ = true;
@@ -108,7 +164,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
                                 "stream broken; watch again"));
       return;
     }
-    pending_.pop_front();
+    DropFront();
+    if (finished_) return;
     if (!pending_.empty()) {
       writing_ = true;
       StartWrite(&pending_.front());
@@ -130,20 +187,22 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   }
 
   void OnDone() override {
-    hub_->Unwatch(this);
+    hub_->watches().Close(this);
+    hub_->watches().ReleaseQueued(queued_bytes_);
     WatchStreamsGauge().Dec();
     delete this;
   }
 
  private:
   static absl::Status Validate(const v1::WatchIssueResultsRequest& req) {
-    int selectors = (req.request_ids_size() > 0) + !req.user_id().empty() +
-                    (req.coupon_id() != 0);
-    if (selectors != 1) {
-      return absl::InvalidArgumentError(
-          "request_ids, user_id, coupon_id: set exactly one of them");
-    }
-    if (static_cast<size_t>(req.request_ids_size()) > kMaxWatchedRequestIds) {
+    if (req.request_ids_size() == 0) {
+      if (req.user_id().empty() == (req.coupon_id() == 0)) {
+        return absl::InvalidArgumentError(
+            "request_ids, user_id, coupon_id: set request_ids, or exactly one "
+            "of user_id and coupon_id (with request_ids, user_id and "
+            "coupon_id say whose the ids are)");
+      }
+    } else if (static_cast<size_t>(req.request_ids_size()) > kMaxWatchedRequestIds) {
       return absl::InvalidArgumentError(
           absl::StrCat("request_ids: at most ", kMaxWatchedRequestIds,
                        " per watch, got ", req.request_ids_size()));
@@ -153,7 +212,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
                                          req.request_ids(i));
       if (!s.ok()) return s;
     }
-    if (!req.user_id().empty()) return ValidateUserId("user_id", req.user_id());
+    if (!req.user_id().empty()) {
+      if (absl::Status s = ValidateUserId("user_id", req.user_id()); !s.ok()) return s;
+    }
     if (req.coupon_id() != 0) return ValidateCouponId("coupon_id", req.coupon_id());
     return absl::OkStatus();
   }
@@ -169,11 +230,34 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   }
 
   // Finishes once; a write in flight completes first (gRPC sends the status
-  // after it).
+  // after it), and what is queued behind it is dropped.
   void FinishLocked(const grpc::Status& status) {
     if (finished_) return;
     finished_ = true;
+    while (pending_.size() > (writing_ ? 1 : 0)) {
+      const v1::IssueResult& last = pending_.back();
+      const size_t bytes = QueuedBytes(last);
+      queued_bytes_ -= bytes;
+      hub_->watches().ReleaseQueued(bytes);
+      pending_.pop_back();
+    }
     Finish(status);
+  }
+
+  void DropFront() {
+    const size_t bytes = QueuedBytes(pending_.front());
+    queued_bytes_ -= bytes;
+    hub_->watches().ReleaseQueued(bytes);
+    pending_.pop_front();
+  }
+
+  // What a queued result holds, about.
+  template <typename R>
+  static size_t QueuedBytes(const R& r) {
+    return sizeof(v1::IssueResult) + r.request_id().size() + r.user_id().size();
+  }
+  static size_t QueuedBytes(const IssueResult& r) {
+    return sizeof(v1::IssueResult) + r.request_id.size() + r.user_id.size();
   }
 
   ResultHub* hub_;
@@ -182,9 +266,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   bool writing_ = false;
   bool finished_ = false;
   bool wrote_ = false;  // headers or a result went out
+  Scope scope_;
+  size_t queued_bytes_ = 0;  // of pending_, counted in the registry too
   absl::flat_hash_set<std::string> remaining_;
-  absl::flat_hash_set<std::string> delivered_;
-  std::deque<std::string> delivered_order_;  // oldest first, for eviction
   std::deque<v1::IssueResult> pending_;  // front() is being written
 };
 
@@ -334,8 +418,14 @@ grpc::ServerUnaryReactor* CouponGrpcService::GetIssueResult(
     grpc::CallbackServerContext* ctx, const v1::GetIssueResultRequest* req,
     v1::IssueResult* resp) {
   absl::Status valid = ValidateRequestId("request_id", req->request_id());
+  if (valid.ok() && !req->user_id().empty()) {
+    valid = ValidateUserId("user_id", req->user_id());
+  }
+  if (valid.ok() && req->coupon_id() != 0) {
+    valid = ValidateCouponId("coupon_id", req->coupon_id());
+  }
   if (!valid.ok()) return Finish(ctx, valid);
-  std::optional<IssueResult> result = hub_->FindResult(req->request_id());
+  std::optional<IssueResult> result = hub_->cache().Find(req->request_id());
   if (!result) {
     auto stored = store_->FindResults({req->request_id()});
     if (!stored.ok()) return Finish(ctx, stored.status());
@@ -347,7 +437,7 @@ grpc::ServerUnaryReactor* CouponGrpcService::GetIssueResult(
     }
     result = stored->front();
   }
-  *resp = ToProto(*result);
+  *resp = ToProto(*ForScope(Scope{req->user_id(), req->coupon_id()}, *result));
   return Finish(ctx, absl::OkStatus());
 }
 

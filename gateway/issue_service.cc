@@ -39,21 +39,45 @@ void IssueService::Issue(IssueCommand cmd, absl::Time deadline, IssueDone done) 
 
   if (cmd.request_id.empty()) cmd.request_id = NewRequestId();
 
-  // Before the window check, so a replayed request gets its own result even
-  // after the coupon sold out or its window closed. Stock only goes down, so
-  // what the hub knows stays true.
+  // What the store holds for this id comes first: a resent request gets its
+  // own result even after the coupon sold out or its window closed.
   if (known_) {
-    bool conflict = false;
-    std::optional<KnownAnswer> answer =
-        known_->Precheck(cmd.coupon_id, cmd.user_id, cmd.request_id, &conflict);
-    if (conflict) return done(RequestIdReused(cmd.request_id));
-    if (answer) {
-      IssueReply inferred{cmd.request_id, answer->outcome, answer->user_coupon_id};
-      return issuer_->AnswerKnown(std::move(cmd), *coupon, std::move(inferred),
-                                  deadline, std::move(done));
+    Known known = known_->LookUp(cmd.request_id, cmd.coupon_id, cmd.user_id);
+    switch (known.kind) {
+      case Known::Kind::kReused:
+        return done(RequestIdReused(cmd.request_id));
+      case Known::Kind::kStored:
+        return done(IssueReply{cmd.request_id, known.result.outcome,
+                               known.result.user_coupon_id});
+      case Known::Kind::kQueued:
+        return done(IssueReply{cmd.request_id, Outcome::kAccepted, 0});
+      case Known::Kind::kNothing:
+      case Known::Kind::kInferred:
+        break;
     }
   }
-  issuer_->Issue(std::move(cmd), *coupon, deadline, std::move(done));
+
+  // In the worker's order: the window, then the user's copy, then the stock.
+  const UnixMicros now = absl::ToUnixMicros(clock_());
+  IssueResult proposed;
+  if (Outcome window = WindowOutcome(*coupon, now); window != Outcome::kIssued) {
+    proposed = IssueResult{cmd.request_id, cmd.coupon_id, cmd.user_id, window,
+                           0, -1, now};
+  } else if (Known inferred = known_ ? known_->Infer(cmd.request_id, cmd.coupon_id,
+                                                     cmd.user_id, now)
+                                     : Known{};
+             inferred.kind == Known::Kind::kInferred) {
+    proposed = std::move(inferred.result);
+  } else {
+    return issuer_->Issue(std::move(cmd), *coupon, deadline, std::move(done));
+  }
+  if (proposed.remaining_quantity < 0) {
+    // Read when the coupon was loaded: never below the stock really left.
+    const int64_t seen = known_ ? known_->LastRemaining(cmd.coupon_id) : -1;
+    proposed.remaining_quantity = seen >= 0 ? seen : coupon->remaining_quantity;
+  }
+  issuer_->AnswerKnown(std::move(cmd), *coupon, std::move(proposed), deadline,
+                       std::move(done));
 }
 
 }  // namespace coupon::gateway

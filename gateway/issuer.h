@@ -1,12 +1,13 @@
 #pragma once
 
 // Where an IssueCoupon request is decided. The gateway's front end
-// (IssueService) validates and finds the coupon; an Issuer then answers:
+// (IssueService) validates, finds the coupon and answers what the store
+// already holds; an Issuer then answers:
 //   KafkaIssuer  queues the request for the issuer-worker (the design's
 //                improved system) and answers ACCEPTED;
 //   RedisIssuer  decides on the spot in Redis and writes the copy to
 //                PostgreSQL (the design's existing system).
-// Both answer a final outcome at once when they already know it.
+// Both store what the front end inferred before answering it.
 
 #include <cstdint>
 #include <functional>
@@ -36,21 +37,23 @@ class Issuer {
  public:
   virtual ~Issuer() = default;
 
-  // `command` is valid, with its request id set; `coupon` exists. Calls `done`
-  // exactly once, on this thread or another. `deadline` bounds the waiting.
+  // `command` is valid, with its request id set, inside `coupon`'s window;
+  // `coupon` exists; the front end knows no result for the request id. Calls
+  // `done` exactly once, on this thread or another. `deadline` bounds the
+  // waiting.
   virtual void Issue(IssueCommand command, const CouponInfo& coupon,
                      absl::Time deadline, IssueDone done) = 0;
 
-  // The gateway's pre-check inferred `inferred` (sold out, the user holds a
-  // copy, or the request's known result) without asking the issuer. Calls
-  // `done` once with the answer this request id keeps for good. By default
-  // that is `inferred`: the Kafka path's gateways learn results in partition
-  // order, so what they infer never contradicts a decision.
+  // The front end inferred `proposed`, a final outcome, without the issuer:
+  // outside the coupon's window, or from stored facts (the user holds a copy,
+  // the coupon is sold out). Calls `done` once with the answer the request
+  // id keeps for good: `proposed`, once it is stored as the id's result, or
+  // the result the id held already; ALREADY_EXISTS when that belongs to
+  // another coupon or user. Nothing is answered that the store does not
+  // hold: when `proposed` cannot be stored, the issuer decides the request.
   virtual void AnswerKnown(IssueCommand command, const CouponInfo& coupon,
-                           IssueReply inferred, absl::Time deadline,
-                           IssueDone done) {
-    done(std::move(inferred));
-  }
+                           IssueResult proposed, absl::Time deadline,
+                           IssueDone done) = 0;
 };
 
 // The message for a request id reused for another coupon or user.

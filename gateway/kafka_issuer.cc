@@ -13,15 +13,20 @@ namespace coupon::gateway {
 // by Waiting::mu; whoever sets `answered` calls `done`, outside the lock.
 struct KafkaIssuer::Pending {
   IssueReply reply;
+  int64_t coupon_id = 0;
+  std::string user_id;
   IssueDone done;
   bool answered = false;
   std::optional<std::multimap<absl::Time, std::shared_ptr<Pending>>::iterator>
       entry;
 };
 
-KafkaIssuer::KafkaIssuer(EventPublisher* publisher, std::string request_topic,
+KafkaIssuer::KafkaIssuer(EventPublisher* publisher, AnswerStore* answers,
+                         ResultHub* hub, std::string request_topic,
                          std::string gateway_id, Clock clock)
     : publisher_(publisher),
+      answers_(answers),
+      hub_(hub),
       request_topic_(std::move(request_topic)),
       gateway_id_(std::move(gateway_id)),
       clock_(std::move(clock)),
@@ -40,16 +45,35 @@ KafkaIssuer::~KafkaIssuer() {
 
 void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
                         absl::Time deadline, IssueDone done) {
+  Queue(std::move(cmd), deadline, std::move(done));
+}
+
+void KafkaIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
+                              IssueResult proposed, absl::Time deadline,
+                              IssueDone done) {
+  answers_->Record(
+      std::move(proposed),
+      [this, cmd = std::move(cmd), deadline,
+       done = std::move(done)](absl::StatusOr<IssueResult> stored) mutable {
+        if (!stored.ok()) {
+          // Not stored, so not an answer: the worker decides.
+          VLOG(1) << "request " << cmd.request_id << ": " << stored.status()
+                  << "; queued for the worker instead";
+          return Queue(std::move(cmd), deadline, std::move(done));
+        }
+        if (!stored->BelongsTo(cmd.coupon_id, cmd.user_id)) {
+          return done(RequestIdReused(cmd.request_id));
+        }
+        hub_->Remember(*stored);
+        done(IssueReply{cmd.request_id, stored->outcome, stored->user_coupon_id});
+      });
+}
+
+void KafkaIssuer::Queue(IssueCommand cmd, absl::Time deadline, IssueDone done) {
   IssueReply reply;
   reply.request_id = cmd.request_id;
-
   const absl::Time now = clock_();
   const UnixMicros now_us = absl::ToUnixMicros(now);
-  if (Outcome window = WindowOutcome(coupon, now_us);
-      window != Outcome::kIssued) {
-    reply.outcome = window;
-    return done(reply);
-  }
 
   if (!publisher_->Available()) {
     return done(absl::UnavailableError(
@@ -62,6 +86,8 @@ void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
                           std::max(deadline - now, absl::ZeroDuration()) / 10);
   auto pending = std::make_shared<Pending>();
   pending->reply = std::move(reply);
+  pending->coupon_id = cmd.coupon_id;
+  pending->user_id = cmd.user_id;
   pending->done = std::move(done);
 
   IssueRequest event;
@@ -70,10 +96,10 @@ void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
   event.user_id = std::move(cmd.user_id);
   event.requested_at = now_us;
   event.gateway_id = gateway_id_;
-  // The publisher's own wait for room in a full queue ends by answer_by too.
   publisher_->Publish(request_topic_, CouponKey(event.coupon_id),
-                      EncodeIssueRequested(event), answer_by,
-                      [waiting = waiting_, pending](absl::Status delivered) {
+                      EncodeIssueRequested(event),
+                      [waiting = waiting_, hub = hub_,
+                       pending](absl::Status delivered) {
                         {
                           std::lock_guard<std::mutex> lock(waiting->mu);
                           if (pending->answered)
@@ -86,9 +112,14 @@ void KafkaIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
                         if (!delivered.ok()) {
                           VLOG(1) << "request " << pending->reply.request_id
                                   << " not queued: " << delivered;
-                          return pending->done(delivered);
+                          return pending->done(absl::Status(
+                              delivered.code(),
+                              absl::StrCat(delivered.message(),
+                                           "; retry with the same request_id")));
                         }
                         pending->reply.outcome = Outcome::kAccepted;
+                        hub->cache().Queued(pending->reply.request_id,
+                                            pending->coupon_id, pending->user_id);
                         pending->done(std::move(pending->reply));
                       });
 

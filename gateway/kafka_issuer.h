@@ -8,31 +8,43 @@
 #include <thread>
 
 #include "common/event_publisher.h"
+#include "gateway/answer_store.h"
 #include "gateway/issuer.h"
+#include "gateway/result_hub.h"
 
 namespace coupon::gateway {
 
 /// Produces an IssueRequested event keyed by coupon id and answers ACCEPTED
-/// once the broker acknowledged it (or NOT_STARTED / EXPIRED outside the
-/// coupon's window). When the broker has not acknowledged the event shortly
-/// before the caller's deadline (a broker that died a moment ago, or hangs),
-/// it answers UNAVAILABLE then, so the caller hears "retry with the same
-/// request_id" instead of running into DEADLINE_EXCEEDED; the event may still
-/// be delivered and decided later, as UNAVAILABLE allows.
+/// once the broker acknowledged it; the gateway then remembers the request
+/// as queued (`hub`), so a resend is not queued twice. When the broker has
+/// not acknowledged the event shortly before the caller's deadline (a broker
+/// that died a moment ago, or hangs), it answers UNAVAILABLE then, so the
+/// caller hears "retry with the same request_id" instead of running into
+/// DEADLINE_EXCEEDED; the event may still be delivered and decided later, as
+/// UNAVAILABLE allows.
+///
+/// What the front end inferred it stores through `answers` first and
+/// answers what the request id then holds; when that cannot be stored (the
+/// database is down) the request is queued for the worker instead.
 ///
 /// Thread-safe. Owns one thread that answers the calls whose time is up; it is
 /// joined by the destructor, after which only the publisher's delivery reports
-/// answer. The publisher must outlive it.
+/// answer. The publisher, hub and answer store must outlive it; the
+/// store's last callbacks may queue requests, so it is destroyed first.
 class KafkaIssuer final : public Issuer {
  public:
   using Clock = std::function<absl::Time()>;
 
-  KafkaIssuer(EventPublisher* publisher, std::string request_topic,
+  KafkaIssuer(EventPublisher* publisher, AnswerStore* answers,
+              ResultHub* hub, std::string request_topic,
               std::string gateway_id, Clock clock = absl::Now);
   ~KafkaIssuer() override;
 
   void Issue(IssueCommand command, const CouponInfo& coupon,
              absl::Time deadline, IssueDone done) override;
+  void AnswerKnown(IssueCommand command, const CouponInfo& coupon,
+                   IssueResult proposed, absl::Time deadline,
+                   IssueDone done) override;
 
   // How long before the caller's deadline an unacknowledged call is answered
   // UNAVAILABLE: a tenth of the time it had, at most this much. Leaves room
@@ -50,9 +62,12 @@ class KafkaIssuer final : public Issuer {
     bool stopping = false;
   };
 
+  void Queue(IssueCommand command, absl::Time deadline, IssueDone done);
   void ExpireLoop();
 
   EventPublisher* publisher_;
+  AnswerStore* answers_;
+  ResultHub* hub_;
   const std::string request_topic_;
   const std::string gateway_id_;
   const Clock clock_;

@@ -65,6 +65,20 @@ ABSL_FLAG(absl::Duration, result_replay_window, kDefaults.result_replay_window,
           "At start, read results decided this long ago again.");
 ABSL_FLAG(absl::Duration, not_found_ttl, kDefaults.not_found_ttl,
           "How long an unknown coupon id is remembered as unknown.");
+ABSL_FLAG(int, result_cache_mib, kDefaults.result_cache_mib,
+          "MiB for the results this gateway remembers by request id and the "
+          "requests it queued; the oldest are forgotten first (a forgotten "
+          "one costs a database read, never a different answer).");
+ABSL_FLAG(int, holder_cache_mib, kDefaults.holder_cache_mib,
+          "MiB for who holds a copy of which coupon and which coupons are "
+          "sold out, the pre-check's knowledge; the oldest is forgotten first.");
+ABSL_FLAG(int, max_watches, kDefaults.max_watches,
+          "WatchIssueResults streams open at once; past it a new watch is "
+          "refused RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, watch_queue_mib, kDefaults.watch_queue_mib,
+          "MiB of results the open watches may hold unsent between them (each "
+          "at most 8192); a watch that would pass it ends RESOURCE_EXHAUSTED, "
+          "telling its client to watch again by request_ids.");
 ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
           "On SIGTERM, how long open calls may take to finish; the "
           "producer's flush gets what is left of it.");
@@ -143,6 +157,10 @@ int main(int argc, char** argv) {
   config.kafka_max_queued_messages = absl::GetFlag(FLAGS_kafka_max_queued_messages);
   config.result_replay_window = absl::GetFlag(FLAGS_result_replay_window);
   config.not_found_ttl = absl::GetFlag(FLAGS_not_found_ttl);
+  config.result_cache_mib = absl::GetFlag(FLAGS_result_cache_mib);
+  config.holder_cache_mib = absl::GetFlag(FLAGS_holder_cache_mib);
+  config.max_watches = absl::GetFlag(FLAGS_max_watches);
+  config.watch_queue_mib = absl::GetFlag(FLAGS_watch_queue_mib);
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   config.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   config.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);

@@ -31,12 +31,12 @@ absl::StatusOr<CouponInfo> PgGatewayStore::CreateCoupon(const NewCoupon& c) {
 }
 
 absl::StatusOr<CouponInfo> PgGatewayStore::GetCoupon(int64_t coupon_id) {
-  ASSIGN_OR_RETURN(auto conn, pool_->Acquire(absl::Now() + timeout_));
   ASSIGN_OR_RETURN(
       pg::Result r,
-      conn->Exec(absl::StrCat("SELECT ", pg::kCouponColumns,
-                              " FROM coupons WHERE coupon_id = $1"),
-                 {absl::StrCat(coupon_id)}));
+      pool_->Read(absl::Now() + timeout_,
+                  absl::StrCat("SELECT ", pg::kCouponColumns,
+                               " FROM coupons WHERE coupon_id = $1"),
+                  {absl::StrCat(coupon_id)}));
   if (r.rows() == 0) {
     return absl::NotFoundError(
         absl::StrCat("coupon_id: no coupon ", coupon_id));
@@ -46,13 +46,13 @@ absl::StatusOr<CouponInfo> PgGatewayStore::GetCoupon(int64_t coupon_id) {
 
 absl::StatusOr<std::vector<IssueResult>> PgGatewayStore::FindResults(
     const std::vector<std::string>& request_ids) {
-  ASSIGN_OR_RETURN(auto conn, pool_->Acquire(absl::Now() + timeout_));
   ASSIGN_OR_RETURN(
       pg::Result r,
-      conn->Exec(absl::StrCat("SELECT ", pg::kIssueResultColumns,
-                              " FROM issue_results "
-                              "WHERE request_id = ANY($1::text[])"),
-                 {pg::TextArray(request_ids)}));
+      pool_->Read(absl::Now() + timeout_,
+                  absl::StrCat("SELECT ", pg::kIssueResultColumns,
+                               " FROM issue_results "
+                               "WHERE request_id = ANY($1::text[])"),
+                  {pg::TextArray(request_ids)}));
   std::vector<IssueResult> out;
   out.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) out.push_back(pg::IssueResultFromRow(r, i));
@@ -61,10 +61,10 @@ absl::StatusOr<std::vector<IssueResult>> PgGatewayStore::FindResults(
 
 absl::StatusOr<std::vector<UserCouponRow>> PgGatewayStore::ListUserCoupons(
     const std::string& user_id, int64_t after_user_coupon_id, int limit) {
-  ASSIGN_OR_RETURN(auto conn, pool_->Acquire(absl::Now() + timeout_));
   ASSIGN_OR_RETURN(
       pg::Result r,
-      conn->Exec("SELECT user_coupon_id, coupon_id, user_id, request_id, "
+      pool_->Read(absl::Now() + timeout_,
+                 "SELECT user_coupon_id, coupon_id, user_id, request_id, "
                  "(extract(epoch from issued_at) * 1000000)::bigint "
                  "FROM user_coupons WHERE user_id = $1 AND user_coupon_id > $2 "
                  "ORDER BY user_coupon_id LIMIT $3",

@@ -167,14 +167,9 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
 }
 
 void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
-                              IssueReply inferred, absl::Time deadline,
+                              IssueResult r, absl::Time deadline,
                               IssueDone done) {
-  IssueResult r;
-  r.request_id = cmd.request_id;
-  r.coupon_id = cmd.coupon_id;
-  r.user_id = cmd.user_id;
-  r.outcome = inferred.outcome;
-  r.decided_at = absl::ToUnixMicros(clock_());
+  IssueReply inferred{r.request_id, r.outcome, 0};
   absl::StatusOr<redis::Reply> reply = redis_->Command(
       {"SET", RequestKey(cmd.request_id), Record(r), "NX", "GET", "EX",
        absl::StrCat(absl::ToInt64Seconds(record_ttl_))});

@@ -51,7 +51,7 @@ class RedisIssuer final : public Issuer {
   // never, so without the record one id could get two answers on two
   // gateways.
   void AnswerKnown(IssueCommand command, const CouponInfo& coupon,
-                   IssueReply inferred, absl::Time deadline,
+                   IssueResult proposed, absl::Time deadline,
                    IssueDone done) override;
 
   // The results Redis still holds (for `record_ttl`) for these request ids.

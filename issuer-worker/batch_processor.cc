@@ -109,7 +109,7 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   const absl::Time deadline = clock_() + publish_timeout;
   for (const IssueResult& result : decision.results) {
     publisher_->Publish(topics_.result, CouponKey(result.coupon_id),
-                        EncodeIssueResult(result), deadline, acks->Expect());
+                        EncodeIssueResult(result), acks->Expect());
     if (result.outcome == Outcome::kIssued) ++stats->issued;
   }
   for (const auto& [index, reason] : dead) {
@@ -117,14 +117,15 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
     LOG(WARNING) << "dead letter: " << e.topic << "/" << e.partition << "@"
                  << e.offset << ": " << reason;
     publisher_->Publish(topics_.dead_letter, e.key,
-                        DeadLetterPayload(e, reason, now), deadline,
-                        acks->Expect());
+                        DeadLetterPayload(e, reason, now), acks->Expect());
   }
   stats->decided = decision.fresh.size();
   for (size_t i : decision.fresh) {
     ++stats->decided_by_outcome[decision.results[i].outcome];
   }
-  stats->republished = decision.results.size() - decision.fresh.size();
+  stats->reused = decision.reused;
+  stats->republished =
+      decision.results.size() - decision.fresh.size() - decision.reused;
   stats->dead_letters = dead.size();
   absl::Status acked = acks->Wait(deadline + absl::Seconds(1));
   stats->publish_time = absl::Now() - publish_start;

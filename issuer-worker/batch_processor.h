@@ -31,6 +31,7 @@ struct BatchStats {
   size_t decided = 0;      // fresh decisions stored
   std::map<Outcome, size_t> decided_by_outcome;  // the same, by outcome
   size_t republished = 0;  // results of replayed requests sent again
+  size_t reused = 0;       // REQUEST_ID_REUSED results (never stored)
   size_t issued = 0;
   size_t dead_letters = 0;
   absl::Duration store_time;    // the transaction

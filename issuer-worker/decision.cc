@@ -7,11 +7,34 @@ namespace coupon::worker {
 BatchDecision DecideBatch(const std::vector<IssueRequest>& requests,
                           Snapshot snap, UnixMicros now) {
   BatchDecision out;
+  // The id's owner: the result it was decided with, or the first request of
+  // the batch that used it.
   absl::flat_hash_map<std::string, size_t> seen;  // request id -> results idx
+  auto reused = [&](const IssueRequest& req) {
+    IssueResult r;
+    r.request_id = req.request_id;
+    r.coupon_id = req.coupon_id;
+    r.user_id = req.user_id;
+    r.outcome = Outcome::kRequestIdReused;
+    r.decided_at = now;
+    out.results.push_back(std::move(r));
+    ++out.reused;
+  };
   for (size_t i = 0; i < requests.size(); ++i) {
     const IssueRequest& req = requests[i];
-    if (seen.contains(req.request_id)) continue;  // same request twice
+    if (auto it = seen.find(req.request_id); it != seen.end()) {
+      // The same request twice in one batch: one result. Another caller's
+      // request under the same id: that caller learns the id is taken.
+      if (!out.results[it->second].BelongsTo(req.coupon_id, req.user_id)) {
+        reused(req);
+      }
+      continue;
+    }
     if (auto it = snap.decided.find(req.request_id); it != snap.decided.end()) {
+      if (!it->second.BelongsTo(req.coupon_id, req.user_id)) {
+        reused(req);
+        continue;
+      }
       seen[req.request_id] = out.results.size();
       out.results.push_back(it->second);
       continue;

@@ -36,11 +36,15 @@ struct Refusal {
 };
 
 struct BatchDecision {
-  // One result per distinct request id of the batch, in first-seen order:
-  // what to publish. Includes earlier results of replayed requests.
+  // What to publish, in the batch's order: one result per distinct request of
+  // the batch. Includes earlier results of replayed requests, and a
+  // REQUEST_ID_REUSED result for each request whose id already belongs to
+  // another (coupon, user).
   std::vector<IssueResult> results;
   // Indexes into `results` of those decided now (to be stored).
   std::vector<size_t> fresh;
+  // How many of `results` are REQUEST_ID_REUSED (published, never stored).
+  size_t reused = 0;
   // Copies to insert; their user_coupon_id is known only after the insert.
   std::vector<NewIssuance> issuances;
   // Stock to take, per coupon.
@@ -49,8 +53,9 @@ struct BatchDecision {
   std::vector<Refusal> refusals;
 };
 
-// Decides in order: a request decided before keeps its result; then the
-// coupon's window (judged at requested_at), one copy per user, and stock.
+// Decides in order: a request id decided before keeps its result, for the
+// (coupon, user) it was decided for (any other gets REQUEST_ID_REUSED); then
+// the coupon's window (judged at requested_at), one copy per user, and stock.
 BatchDecision DecideBatch(const std::vector<IssueRequest>& requests,
                           Snapshot snapshot, UnixMicros now);
 

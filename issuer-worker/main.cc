@@ -33,7 +33,8 @@ ABSL_FLAG(std::string, result_topic, kDefaults.result_topic,
 ABSL_FLAG(std::string, dead_letter_topic, kDefaults.dead_letter_topic,
           "Topic for events that cannot be decided.");
 ABSL_FLAG(int, max_batch, kDefaults.max_batch,
-          "Events of one partition decided in one transaction, at most.");
+          "Events of one poll (any partitions) decided in one transaction, at "
+          "most.");
 ABSL_FLAG(absl::Duration, batch_wait, kDefaults.batch_wait,
           "After the first event, how long to wait for more.");
 ABSL_FLAG(absl::Duration, publish_timeout, kDefaults.publish_timeout,
@@ -41,6 +42,28 @@ ABSL_FLAG(absl::Duration, publish_timeout, kDefaults.publish_timeout,
           "batch is retried.");
 ABSL_FLAG(int, session_timeout_ms, kDefaults.session_timeout_ms,
           "Consumer group session timeout.");
+ABSL_FLAG(absl::Duration, pg_lock_timeout, kDefaults.pg_session.lock_timeout,
+          "PostgreSQL lock_timeout of the worker's session: a statement waiting "
+          "longer for a coupon's row lock fails, and the batch is retried.");
+ABSL_FLAG(absl::Duration, pg_statement_timeout, kDefaults.pg_session.statement_timeout,
+          "PostgreSQL statement_timeout of the worker's session.");
+ABSL_FLAG(absl::Duration, pg_idle_in_transaction_timeout,
+          kDefaults.pg_session.idle_in_transaction_timeout,
+          "PostgreSQL idle_in_transaction_session_timeout: a worker frozen "
+          "inside its transaction has its session ended by the server after "
+          "this long, which releases its coupons for the partition's new owner; "
+          "its COMMIT then fails. Keep it at or below --session_timeout_ms.");
+ABSL_FLAG(absl::Duration, pg_keepalives_idle, kDefaults.pg_session.keepalives_idle,
+          "TCP keepalive idle time on both ends of the worker's PostgreSQL "
+          "connection.");
+ABSL_FLAG(absl::Duration, pg_keepalives_interval,
+          kDefaults.pg_session.keepalives_interval,
+          "TCP keepalive probe interval on both ends.");
+ABSL_FLAG(int, pg_keepalives_count, kDefaults.pg_session.keepalives_count,
+          "TCP keepalive probes lost before the connection is dropped.");
+ABSL_FLAG(absl::Duration, pg_tcp_user_timeout, kDefaults.pg_session.tcp_user_timeout,
+          "TCP user timeout on both ends: data unacknowledged this long drops "
+          "the connection.");
 ABSL_FLAG(int, metrics_port, 9465,
           "Port of /metrics (Prometheus), /healthz and /readyz, on every "
           "interface; 0 turns them off.");
@@ -66,6 +89,14 @@ int main(int argc, char** argv) {
   config.publish_timeout = absl::GetFlag(FLAGS_publish_timeout);
   config.session_timeout_ms = absl::GetFlag(FLAGS_session_timeout_ms);
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  config.pg_session.lock_timeout = absl::GetFlag(FLAGS_pg_lock_timeout);
+  config.pg_session.statement_timeout = absl::GetFlag(FLAGS_pg_statement_timeout);
+  config.pg_session.idle_in_transaction_timeout =
+      absl::GetFlag(FLAGS_pg_idle_in_transaction_timeout);
+  config.pg_session.keepalives_idle = absl::GetFlag(FLAGS_pg_keepalives_idle);
+  config.pg_session.keepalives_interval = absl::GetFlag(FLAGS_pg_keepalives_interval);
+  config.pg_session.keepalives_count = absl::GetFlag(FLAGS_pg_keepalives_count);
+  config.pg_session.tcp_user_timeout = absl::GetFlag(FLAGS_pg_tcp_user_timeout);
   if (absl::Status s = coupon::kafka::ParseProperties(
           absl::GetFlag(FLAGS_kafka_properties), &config.kafka_extra);
       !s.ok()) {

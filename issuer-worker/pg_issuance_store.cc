@@ -6,16 +6,32 @@
 #include "absl/strings/str_cat.h"
 #include "common/pg/rows.h"
 #include "common/status_macros.h"
+#include "glog/logging.h"
 
 namespace coupon::worker {
 absl::Status PgIssuanceStore::Connect() {
-  if (conn_ && conn_->healthy()) return absl::OkStatus();
+  if (conn_ && conn_->Reusable()) return absl::OkStatus();
   conn_.reset();
-  ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(dsn_, connect_timeout_));
+  ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(dsn_, connect_timeout_, session_));
   return absl::OkStatus();
 }
 
 absl::StatusOr<BatchDecision> PgIssuanceStore::DecideAndStore(
+    const std::vector<IssueRequest>& requests, UnixMicros now) {
+  // A gateway may store an answer for one of the batch's ids while the
+  // transaction runs (the same request resent after the coupon sold out):
+  // the id's first result stands, so the batch is decided again at once
+  // and republishes it.
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<BatchDecision> decided = DecideAndStoreOnce(requests, now);
+    if (decided.ok() || !absl::IsAlreadyExists(decided.status()) || attempt == 3) {
+      return decided;
+    }
+    VLOG(1) << "worker: " << decided.status() << "; deciding the batch again";
+  }
+}
+
+absl::StatusOr<BatchDecision> PgIssuanceStore::DecideAndStoreOnce(
     const std::vector<IssueRequest>& requests, UnixMicros now) {
   RETURN_IF_ERROR(Connect());
   BatchDecision decision;

@@ -10,25 +10,32 @@
 namespace coupon::worker {
 
 /// IssuanceStore on one PostgreSQL connection, made lazily and made again
-/// after it breaks. Not thread-safe: the worker loop's thread only.
+/// after it breaks, or when the server closed it meanwhile. Not thread-safe:
+/// the worker loop's thread only.
 class PgIssuanceStore final : public IssuanceStore {
  public:
-  PgIssuanceStore(std::string dsn, absl::Duration connect_timeout)
-      : dsn_(std::move(dsn)), connect_timeout_(connect_timeout) {}
+  PgIssuanceStore(std::string dsn, absl::Duration connect_timeout,
+                  pg::SessionSettings session = {})
+      : dsn_(std::move(dsn)),
+        connect_timeout_(connect_timeout),
+        session_(std::move(session)) {}
 
   absl::StatusOr<BatchDecision> DecideAndStore(
       const std::vector<IssueRequest>& requests, UnixMicros now) override;
 
-  // (Re)connects unless the connection is healthy.
+  // (Re)connects unless the connection can be used.
   absl::Status Connect();
 
  private:
+  absl::StatusOr<BatchDecision> DecideAndStoreOnce(
+      const std::vector<IssueRequest>& requests, UnixMicros now);
   absl::StatusOr<BatchDecision> InTransaction(
       pg::Connection& conn, const std::vector<IssueRequest>& requests,
       UnixMicros now);
 
   const std::string dsn_;
   const absl::Duration connect_timeout_;
+  const pg::SessionSettings session_;
   std::unique_ptr<pg::Connection> conn_;
 };
 

@@ -5,6 +5,7 @@
 
 #include <mutex>
 #include <set>
+#include <tuple>
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -51,6 +52,21 @@ absl::Status WorkerConfig::Validate() const {
     return bad("metrics_port",
                absl::StrCat("must be 0..65535 (0: off), got ", metrics_port));
   }
+  if (absl::Status s = pg_session.Validate("pg_"); !s.ok()) return s;
+  // These are what keep a frozen worker from holding coupons: never off.
+  for (const auto& [flag, d, least] :
+       {std::tuple<const char*, absl::Duration, absl::Duration>{
+            "pg_lock_timeout", pg_session.lock_timeout, absl::Milliseconds(100)},
+        {"pg_statement_timeout", pg_session.statement_timeout, absl::Seconds(1)},
+        {"pg_idle_in_transaction_timeout", pg_session.idle_in_transaction_timeout,
+         absl::Seconds(1)}}) {
+    if (d < least) {
+      return bad(flag, absl::StrCat("must be at least ", absl::FormatDuration(least),
+                                    " (it keeps a frozen worker from holding its "
+                                    "coupons' locks), got ",
+                                    absl::FormatDuration(d)));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -63,6 +79,7 @@ struct WorkerMetrics {
   metrics::Histogram& batch_seconds;
   metrics::CounterFamily& decisions;
   metrics::Counter& republished;
+  metrics::Counter& reused;
   metrics::Counter& dead_letters;
   metrics::Counter& retries;
   metrics::Gauge& assigned;
@@ -102,6 +119,10 @@ struct WorkerMetrics {
                                  "(redelivered events, repeated request ids) "
                                  "published again unchanged.")
                         .WithLabelValues()),
+        reused(r.AddCounter("coupon_worker_reused_request_ids_total",
+                            "Requests refused REQUEST_ID_REUSED: their id "
+                            "belongs to another coupon or user (never stored).")
+                   .WithLabelValues()),
         dead_letters(r.AddCounter("coupon_worker_dead_letters_total",
                                   "Events sent to the dead-letter topic.")
                          .WithLabelValues()),
@@ -272,8 +293,12 @@ absl::StatusOr<std::unique_ptr<IssuerWorker>> IssuerWorker::Create(
     }
   }
 
-  impl->store = std::make_unique<PgIssuanceStore>(config.pg_dsn,
-                                                  config.pg_connect_timeout);
+  pg::SessionSettings session = config.pg_session;
+  if (session.application_name.empty()) {
+    session.application_name = absl::StrCat("coupon-issuer-worker ", member);
+  }
+  impl->store = std::make_unique<PgIssuanceStore>(
+      config.pg_dsn, config.pg_connect_timeout, session);
   if (absl::Status db = impl->store->Connect(); !db.ok()) {
     LOG(WARNING) << "worker: " << db << "; retrying with the first batch";
   }
@@ -423,6 +448,7 @@ absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
       m.transaction_seconds.ObserveDuration(stats.store_time);
       m.batch_seconds.ObserveDuration(absl::Now() - batch_start);
       m.republished.Inc(static_cast<double>(stats.republished));
+      m.reused.Inc(static_cast<double>(stats.reused));
       m.dead_letters.Inc(static_cast<double>(stats.dead_letters));
       VLOG(1) << "worker: " << stats.events << " events from "
               << ranges.size() << " partitions: " << stats.decided
@@ -444,10 +470,21 @@ absl::Status IssuerWorker::Run(const std::atomic<bool>& stop) {
       std::unique_ptr<RdKafka::TopicPartition> first(RdKafka::TopicPartition::create(
           im.config.request_topic, partition, range.first));
       RdKafka::ErrorCode err = consumer.seek(*first, 5000);
-      if (err != RdKafka::ERR_NO_ERROR) {
-        LOG(WARNING) << "worker: seek partition " << partition << " to "
-                     << range.first << ": " << RdKafka::err2str(err);
-      }
+      if (err == RdKafka::ERR_NO_ERROR) continue;
+      // A partition taken from us meanwhile is read again by its new owner
+      // from the group's committed offset. One we still own would be read on
+      // from past the batch, and the next commit would skip undecided events:
+      // stop instead, so the group starts this member's partitions again
+      // from the committed offsets (the supervisor restarts the process).
+      if (!im.rebalancer.Owns(partition)) continue;
+      im.stopping.store(true);
+      consumer.close();
+      im.consumer.reset();
+      WorkerMetrics::Get().assigned.Set(0);
+      return absl::InternalError(absl::StrCat(
+          "worker: cannot seek partition ", partition, " back to ", range.first,
+          " after a failed batch (", RdKafka::err2str(err),
+          "); exiting so that no undecided event is skipped"));
     }
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/pg/pg.h"
 
 namespace coupon::worker {
 
@@ -26,17 +27,37 @@ struct WorkerConfig {
   absl::Duration pg_connect_timeout = absl::Seconds(3);
   // Kafka group session timeout: how soon a dead worker's partitions move.
   int session_timeout_ms = 10000;
+  // The worker's PostgreSQL session, so that a worker frozen inside its
+  // transaction (a paused VM, a stalled node, a cut-off host) cannot hold its
+  // coupons' row locks: the server ends a transaction left idle this long,
+  // releasing the locks, and the frozen worker's COMMIT then fails. With the
+  // session timeout above, the partition's new owner decides within about
+  // session timeout + idle_in_transaction_timeout (+ its own retry). The
+  // keepalives and the TCP user timeout notice a dead peer on either end.
+  pg::SessionSettings pg_session = DefaultSession();
   // Port of /metrics, /healthz and /readyz on every interface; 0: none. The
   // binary's flag defaults to 9465; a library user opens no port unasked.
   int metrics_port = 0;
   std::map<std::string, std::string> kafka_extra;
 
   absl::Status Validate() const;
+
+  static pg::SessionSettings DefaultSession() {
+    pg::SessionSettings s;
+    s.lock_timeout = absl::Seconds(5);
+    s.statement_timeout = absl::Seconds(30);
+    s.idle_in_transaction_timeout = absl::Seconds(10);
+    s.keepalives_idle = absl::Seconds(10);
+    s.keepalives_interval = absl::Seconds(2);
+    s.keepalives_count = 3;
+    s.tcp_user_timeout = absl::Seconds(15);
+    return s;
+  }
 };
 
 /// The issuer-worker: a member of consumer group `group_id` that decides the
-/// events of the partitions it owns, in order, one transaction per
-/// partition batch. Run() blocks on the calling thread until `stop` is set;
+/// events of the partitions it owns, in order, one transaction per poll's
+/// batch. Run() blocks on the calling thread until `stop` is set;
 /// then it finishes the batch in hand, commits, and leaves the group so its
 /// partitions move at once. Create and Run from one thread. With
 /// config.metrics_port set, a thread of its own serves /metrics, /healthz and

@@ -163,31 +163,22 @@ void Producer::PollLoop() {
 }
 
 void Producer::Publish(const std::string& topic, std::string key,
-                       std::string payload, absl::Time deadline,
-                       DeliveryCallback done) {
+                       std::string payload, DeliveryCallback done) {
   auto* opaque = new DeliveryCallback(std::move(done));
-  while (true) {
-    RdKafka::ErrorCode err = producer_->produce(
-        topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-        payload.data(), payload.size(), key.data(), key.size(),
-        /*timestamp=*/0, /*headers=*/nullptr, opaque);
-    if (err == RdKafka::ERR_NO_ERROR) return;
-    if (err == RdKafka::ERR__QUEUE_FULL && absl::Now() < deadline) {
-      // The poll thread drains the queue; wait a little for room.
-      absl::SleepFor(absl::Milliseconds(2));
-      continue;
-    }
-    absl::Status status =
-        err == RdKafka::ERR__QUEUE_FULL
-            ? absl::UnavailableError(
-                  "kafka: producer queue is full (broker slow or down)")
-            : absl::UnavailableError(absl::StrCat(
-                  "kafka: cannot produce to ", topic, ": ",
-                  RdKafka::err2str(err)));
-    (*opaque)(status);
-    delete opaque;
-    return;
-  }
+  RdKafka::ErrorCode err = producer_->produce(
+      topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+      payload.data(), payload.size(), key.data(), key.size(),
+      /*timestamp=*/0, /*headers=*/nullptr, opaque);
+  if (err == RdKafka::ERR_NO_ERROR) return;
+  absl::Status status =
+      err == RdKafka::ERR__QUEUE_FULL
+          ? absl::UnavailableError(
+                "kafka: the producer's queue is full (the broker is slow or "
+                "unreachable); the event was not queued")
+          : absl::UnavailableError(absl::StrCat(
+                "kafka: cannot produce to ", topic, ": ", RdKafka::err2str(err)));
+  (*opaque)(status);
+  delete opaque;
 }
 
 absl::Status Producer::WarmUp(const std::string& topic_name,

@@ -1,6 +1,7 @@
 #include "common/pg/pg.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <cstdlib>
 
@@ -74,17 +75,75 @@ std::optional<int64_t> Result::GetOptionalInt64(int row, int col) const {
   return GetInt64(row, col);
 }
 
+absl::Status SessionSettings::Validate(absl::string_view prefix) const {
+  for (const auto& [name, d] :
+       {std::pair<const char*, absl::Duration>{"lock_timeout", lock_timeout},
+        {"statement_timeout", statement_timeout},
+        {"idle_in_transaction_timeout", idle_in_transaction_timeout},
+        {"keepalives_idle", keepalives_idle},
+        {"keepalives_interval", keepalives_interval},
+        {"tcp_user_timeout", tcp_user_timeout}}) {
+    if (d < absl::ZeroDuration() || d > absl::Hours(24)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", prefix, name, ": must be 0 (server default) to 24h, got ",
+                       absl::FormatDuration(d)));
+    }
+  }
+  if (keepalives_count < 0 || keepalives_count > 100) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", prefix, "keepalives_count: must be 0..100, got ", keepalives_count));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Whole milliseconds, at least 1 for a positive duration.
+std::string Millis(absl::Duration d) {
+  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+std::string Seconds(absl::Duration d) {
+  return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(d)));
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
-    const std::string& dsn, absl::Duration connect_timeout) {
+    const std::string& dsn, absl::Duration connect_timeout,
+    const SessionSettings& settings) {
   const int seconds =
       std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(
                                connect_timeout, absl::Seconds(1))));
-  const std::string timeout = absl::StrCat(seconds);
-  const char* keys[] = {"dbname", "connect_timeout", nullptr};
-  const char* values[] = {dsn.c_str(), timeout.c_str(), nullptr};
-  // expand_dbname=1: `dsn` may be a URI or key=value string; our timeout is
-  // applied unless the DSN sets its own.
-  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  // Ours first, the DSN after: with expand_dbname, a key the DSN sets
+  // replaces ours.
+  std::vector<std::pair<std::string, std::string>> params = {
+      {"connect_timeout", absl::StrCat(seconds)}};
+  if (!settings.application_name.empty()) {
+    params.push_back({"fallback_application_name", settings.application_name});
+  }
+  if (settings.keepalives_idle > absl::ZeroDuration()) {
+    params.push_back({"keepalives", "1"});
+    params.push_back({"keepalives_idle", Seconds(settings.keepalives_idle)});
+  }
+  if (settings.keepalives_interval > absl::ZeroDuration()) {
+    params.push_back({"keepalives_interval", Seconds(settings.keepalives_interval)});
+  }
+  if (settings.keepalives_count > 0) {
+    params.push_back({"keepalives_count", absl::StrCat(settings.keepalives_count)});
+  }
+  if (settings.tcp_user_timeout > absl::ZeroDuration()) {
+    params.push_back({"tcp_user_timeout", Millis(settings.tcp_user_timeout)});
+  }
+  params.push_back({"dbname", dsn});
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : params) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  // expand_dbname=1: `dsn` may be a URI or key=value string.
+  PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (conn == nullptr) return absl::ResourceExhaustedError("postgres: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = PQerrorMessage(conn);
@@ -95,12 +154,60 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
     return absl::UnavailableError(absl::StrCat("postgres: cannot connect: ",
                                                ScrubSecrets(message, DsnSecrets(dsn))));
   }
-  return std::unique_ptr<Connection>(new Connection(conn));
+  std::unique_ptr<Connection> c(new Connection(conn));
+  // The server's side of the settings, in one round trip. A setting the DSN
+  // gave in `options` is overridden here only when ours is set.
+  std::vector<std::pair<const char*, std::string>> gucs;
+  if (settings.lock_timeout > absl::ZeroDuration()) {
+    gucs.push_back({"lock_timeout", Millis(settings.lock_timeout)});
+  }
+  if (settings.statement_timeout > absl::ZeroDuration()) {
+    gucs.push_back({"statement_timeout", Millis(settings.statement_timeout)});
+  }
+  if (settings.idle_in_transaction_timeout > absl::ZeroDuration()) {
+    gucs.push_back({"idle_in_transaction_session_timeout",
+                    Millis(settings.idle_in_transaction_timeout)});
+  }
+  if (settings.keepalives_idle > absl::ZeroDuration()) {
+    gucs.push_back({"tcp_keepalives_idle", Seconds(settings.keepalives_idle)});
+  }
+  if (settings.keepalives_interval > absl::ZeroDuration()) {
+    gucs.push_back({"tcp_keepalives_interval", Seconds(settings.keepalives_interval)});
+  }
+  if (settings.keepalives_count > 0) {
+    gucs.push_back({"tcp_keepalives_count", absl::StrCat(settings.keepalives_count)});
+  }
+  if (settings.tcp_user_timeout > absl::ZeroDuration()) {
+    gucs.push_back({"tcp_user_timeout", Millis(settings.tcp_user_timeout)});
+  }
+  if (!gucs.empty()) {
+    std::string sql = "SELECT ";
+    std::vector<Param> args;
+    for (size_t i = 0; i < gucs.size(); ++i) {
+      absl::StrAppend(&sql, i ? ", " : "", "set_config('", gucs[i].first, "', $",
+                      i + 1, ", false)");
+      args.push_back(gucs[i].second);
+    }
+    if (auto set = c->Exec(sql, args); !set.ok()) return set.status();
+  }
+  return c;
 }
 
 Connection::~Connection() { PQfinish(conn_); }
 
 bool Connection::healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+bool Connection::Reusable() {
+  if (!healthy()) return false;
+  // Between statements nothing may be waiting on the socket; anything that is
+  // there is the server ending the session (an error message, then EOF).
+  pollfd fd{PQsocket(conn_), POLLIN, 0};
+  if (fd.fd < 0) return false;
+  if (poll(&fd, 1, 0) == 0) return true;
+  if (PQconsumeInput(conn_) == 0) return false;
+  return healthy() && !PQisBusy(conn_) && PQnotifies(conn_) == nullptr &&
+         poll(&fd, 1, 0) == 0;
+}
 
 absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
                                         const std::vector<Param>& params) {
@@ -118,18 +225,37 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
   return status;
 }
 
-Pool::Pool(std::string dsn, int max_size, absl::Duration connect_timeout)
+Pool::Pool(std::string dsn, int max_size, absl::Duration connect_timeout,
+           SessionSettings settings)
     : BoundedPool<Connection>(
           max_size,
-          [dsn = std::move(dsn), connect_timeout](absl::Time deadline) {
+          [dsn = std::move(dsn), connect_timeout,
+           settings = std::move(settings)](absl::Time deadline) {
             return Connection::Connect(
-                dsn, std::min(connect_timeout,
-                              std::max(deadline - absl::Now(), absl::Seconds(1))));
+                dsn,
+                std::min(connect_timeout,
+                         std::max(deadline - absl::Now(), absl::Seconds(1))),
+                settings);
           },
           [max_size] {
             return absl::UnavailableError(absl::StrCat(
                 "postgres: all ", max_size, " pooled connections are busy"));
           }) {}
+
+absl::StatusOr<Result> Pool::Read(absl::Time deadline, absl::string_view sql,
+                                  const std::vector<Param>& params) {
+  for (int attempt = 0;; ++attempt) {
+    auto conn = Acquire(deadline);
+    if (!conn.ok()) return conn.status();
+    absl::StatusOr<Result> r = (*conn)->Exec(sql, params);
+    if (r.ok() || attempt > 0 || !absl::IsUnavailable(r.status()) ||
+        (*conn)->healthy()) {
+      return r;
+    }
+    LOG(INFO) << "postgres: a pooled connection broke (" << r.status()
+              << "); reading again on a fresh one";
+  }
+}
 
 std::string Int64Array(const std::vector<int64_t>& values) {
   std::string out = "{";

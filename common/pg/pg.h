@@ -22,6 +22,31 @@ namespace coupon::pg {
 // A text-format parameter; nullopt is SQL NULL.
 using Param = std::optional<std::string>;
 
+// What a service sets on each of its sessions, so that no session can hold
+// rows hostage: a frozen or cut-off client's transaction ends on the server,
+// and a dead peer is noticed by both ends. A zero duration leaves the
+// server's (or libpq's) default. Settings the DSN spells out itself win.
+struct SessionSettings {
+  // Server side: how long a statement may wait for a lock, run, or a
+  // transaction may sit idle between statements before the server ends it
+  // (the last one ends the whole session, releasing every lock it held).
+  absl::Duration lock_timeout = absl::ZeroDuration();
+  absl::Duration statement_timeout = absl::ZeroDuration();
+  absl::Duration idle_in_transaction_timeout = absl::ZeroDuration();
+  // TCP keepalives and the TCP user timeout, set on the client's socket
+  // (libpq) and on the server's (the session's tcp_* settings).
+  absl::Duration keepalives_idle = absl::ZeroDuration();
+  absl::Duration keepalives_interval = absl::ZeroDuration();
+  int keepalives_count = 0;
+  absl::Duration tcp_user_timeout = absl::ZeroDuration();
+  // pg_stat_activity's application_name unless the DSN names one.
+  std::string application_name;
+
+  // INVALID_ARGUMENT naming the flag `prefix` + field, e.g.
+  // "--pg_lock_timeout: must not be negative".
+  absl::Status Validate(absl::string_view prefix) const;
+};
+
 /// Owns one PGresult. Movable, not copyable; any thread.
 class Result {
  public:
@@ -49,14 +74,20 @@ class Connection {
  public:
   // UNAVAILABLE when the server cannot be reached within `connect_timeout`.
   static absl::StatusOr<std::unique_ptr<Connection>> Connect(
-      const std::string& dsn, absl::Duration connect_timeout);
+      const std::string& dsn, absl::Duration connect_timeout,
+      const SessionSettings& settings = {});
   ~Connection();
 
   absl::StatusOr<Result> Exec(absl::string_view sql,
                               const std::vector<Param>& params = {});
-  // Whether the socket is still good; a broken connection is not reused.
+  // Whether libpq still considers the connection good.
   bool healthy() const;
-  bool Reusable() const { return healthy(); }
+  // Whether it can be lent out again: healthy, and the server has not closed
+  // it meanwhile (a restart, an idle-session timeout, pg_terminate_backend).
+  // A server that ends a session says so on the socket, so this reads what
+  // is waiting there, without a round trip; a connection it finds closed is
+  // dropped instead of failing the next caller's first statement.
+  bool Reusable();
 
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
@@ -64,12 +95,22 @@ class Connection {
 };
 
 /// A bounded pool of Connections (common/bounded_pool.h). Thread-safe;
-/// connections are made lazily and a broken one is dropped. Outlives every
-/// Lease it hands out. Acquire fails UNAVAILABLE when no connection can be
-/// had before its deadline.
+/// connections are made lazily and a broken one is dropped before it is lent
+/// again. Outlives every Lease it hands out. Acquire fails UNAVAILABLE when
+/// no connection can be had before its deadline.
 class Pool : public BoundedPool<Connection> {
  public:
-  Pool(std::string dsn, int max_size, absl::Duration connect_timeout);
+  Pool(std::string dsn, int max_size, absl::Duration connect_timeout,
+       SessionSettings settings = {});
+
+  // Runs one read-only statement on a pooled connection. When the
+  // connection turns out broken (UNAVAILABLE from a connection that is no
+  // longer healthy: the server went away since it was checked), the read is
+  // tried once more on a fresh connection, so a restarted server costs the
+  // caller nothing. Never use it for a write: a write that broke mid-way may
+  // have happened.
+  absl::StatusOr<Result> Read(absl::Time deadline, absl::string_view sql,
+                              const std::vector<Param>& params = {});
 };
 
 // Runs `body` inside BEGIN/COMMIT; rolls back when it fails.

@@ -6,10 +6,13 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <future>
+#include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/events/event_codec.h"
 #include "common/kafka/producer.h"
+#include "common/proto_convert.h"
 #include "coupon/v1/events.pb.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
@@ -41,11 +44,68 @@ class ReplayTest : public ::testing::Test {
   static void ProduceRaw(const std::string& topic, const std::string& key,
                          const std::string& payload) {
     std::promise<absl::Status> acked;
-    producer_->Publish(topic, key, payload, absl::Now() + absl::Seconds(10),
+    producer_->Publish(topic, key, payload,
                        [&](absl::Status s) { acked.set_value(s); });
     absl::Status s = acked.get_future().get();
     ASSERT_TRUE(s.ok()) << s;
   }
+
+  // Every result published on the result topic from now on, read straight
+  // from the broker, as every gateway reads them. Start() before producing.
+  class ResultTopic {
+   public:
+    ResultTopic() {
+      std::string error;
+      std::unique_ptr<RdKafka::Conf> conf(
+          RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+      conf->set("bootstrap.servers", KafkaBrokers(), error);
+      conf->set("group.id", "coupon-replay-test-reader", error);
+      conf->set("enable.auto.commit", "false", error);
+      consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), error));
+      CHECK(consumer_) << error;
+      std::vector<RdKafka::TopicPartition*> ends;
+      for (int32_t p = 0;; ++p) {
+        int64_t low = 0, high = 0;
+        if (consumer_->query_watermark_offsets("coupon-issue-result", p, &low,
+                                               &high, 10000) !=
+            RdKafka::ERR_NO_ERROR) {
+          break;
+        }
+        ends.push_back(RdKafka::TopicPartition::create("coupon-issue-result", p, high));
+      }
+      CHECK(!ends.empty()) << kStackHint;
+      consumer_->assign(ends);
+      RdKafka::TopicPartition::destroy(ends);
+    }
+    ~ResultTopic() { consumer_->close(); }
+
+    // The results for `ids` published since the constructor, in order, until
+    // each id has `per_id` of them or `deadline`.
+    std::vector<IssueResult> Read(const std::set<std::string>& ids, size_t per_id,
+                                  absl::Time deadline) {
+      std::vector<IssueResult> out;
+      std::map<std::string, size_t> count;
+      auto done = [&] {
+        for (const auto& id : ids) {
+          if (count[id] < per_id) return false;
+        }
+        return true;
+      };
+      while (!done() && absl::Now() < deadline) {
+        std::unique_ptr<RdKafka::Message> m(consumer_->consume(200));
+        if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+        auto r = DecodeIssueResult(absl::string_view(
+            static_cast<const char*>(m->payload()), m->len()));
+        if (!r.ok() || !ids.count(r->request_id)) continue;
+        ++count[r->request_id];
+        out.push_back(*r);
+      }
+      return out;
+    }
+
+   private:
+    std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  };
 
   static int64_t Issued(int64_t coupon) {
     return QueryInt(stack_->db(),
@@ -105,31 +165,48 @@ TEST_F(ReplayTest, RedeliveredEventRepublishesTheStoredResult) {
   ASSERT_EQ(decided.results.size(), 1u);
   ASSERT_EQ(decided.results[0].outcome(), v1::ISSUE_OUTCOME_ISSUED);
 
-  // Watch the coupon, then deliver the very same event again, followed by a
-  // new request of another user behind it in the same partition.
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-  v1::WatchIssueResultsRequest by_coupon;
-  by_coupon.set_coupon_id(coupon);
-  auto reader = stack_->stub().WatchIssueResults(&ctx, by_coupon);
-  // The gateway sends the headers once the watch is registered.
-  reader->WaitForInitialMetadata();
-
+  // Deliver the very same event again, followed by a new request of another
+  // user behind it in the same partition, and read what the worker
+  // publishes for them.
+  ResultTopic topic;
   IssueRequest replay{id, coupon, "first", absl::ToUnixMicros(absl::Now()), "test"};
   ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(replay));
   IssueRequest next{absl::StrCat(id, "-next"), coupon, "second",
                     absl::ToUnixMicros(absl::Now()), "test"};
   ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(next));
 
-  std::map<std::string, v1::IssueResult> seen;
+  std::vector<IssueResult> published = topic.Read(
+      {id, next.request_id}, 1, absl::Now() + absl::Seconds(60));
+  ASSERT_EQ(published.size(), 2u) << "the worker published no result for one of them";
+  EXPECT_EQ(published[0].request_id, id) << "in partition order";
+  EXPECT_EQ(ToProto(published[0]).SerializeAsString(),
+            decided.results[0].SerializeAsString())
+      << "a replay must publish the stored result, not a new decision";
+  EXPECT_EQ(published[1].outcome, Outcome::kSoldOut);
+
+  // A live watch of the coupon hears each decision once: the gateway does not
+  // pass a replayed result on to watches by coupon or user.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  v1::WatchIssueResultsRequest by_coupon;
+  by_coupon.set_coupon_id(coupon);
+  auto reader = stack_->stub().WatchIssueResults(&ctx, by_coupon);
+  reader->WaitForInitialMetadata();
+  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(replay));
+  IssueRequest last{absl::StrCat(id, "-last"), coupon, "third",
+                    absl::ToUnixMicros(absl::Now()), "test"};
+  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(last));
+  // Until `last` (the gateway may pass on `-next` still, if it learns of it
+  // only now).
   v1::IssueResult r;
-  while (seen.size() < 2 && reader->Read(&r)) seen[r.request_id()] = r;
+  bool saw_last = false;
+  while (!saw_last && reader->Read(&r)) {
+    EXPECT_NE(r.request_id(), id) << "the replay reached a live watch again";
+    saw_last = r.request_id() == last.request_id;
+  }
+  EXPECT_TRUE(saw_last) << "the new request's result never came";
   ctx.TryCancel();
   reader->Finish();
-  ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(seen[id].SerializeAsString(), decided.results[0].SerializeAsString())
-      << "a replay must publish the stored result, not a new decision";
-  EXPECT_EQ(seen[next.request_id].outcome(), v1::ISSUE_OUTCOME_SOLD_OUT);
   EXPECT_EQ(Issued(coupon), 1);
 }
 

@@ -18,7 +18,7 @@ class FakePublisher : public EventPublisher {
   };
 
   void Publish(const std::string& topic, std::string key, std::string payload,
-               absl::Time deadline, DeliveryCallback done) override {
+               DeliveryCallback done) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       sent_.push_back({topic, std::move(key), std::move(payload)});

@@ -48,6 +48,43 @@ TEST(DecideBatch, IssuesUntilStockRunsOutThenSoldOut) {
   EXPECT_THAT(d.fresh, ElementsAre(0, 1, 2, 3));
 }
 
+// One id, two callers at once (two gateways could not know of each other):
+// the first in the partition owns the id; the other learns the id is taken
+// and nothing else, and its copy is not taken from the stock.
+TEST(DecideBatch, ARequestIdReusedInTheBatchIsRefusedForTheSecondCaller) {
+  BatchDecision d = DecideBatch({Req("k1", 7, "alice"), Req("k1", 7, "bob"),
+                                 Req("k1", 8, "alice"), Req("k1", 7, "alice")},
+                                WithCoupon(7, 5), kNow);
+  ASSERT_THAT(d.results, SizeIs(3));
+  EXPECT_EQ(d.results[0].outcome, Outcome::kIssued);
+  EXPECT_EQ(d.results[0].user_id, "alice");
+  for (int i : {1, 2}) {
+    EXPECT_EQ(d.results[i].outcome, Outcome::kRequestIdReused);
+    EXPECT_EQ(d.results[i].request_id, "k1");
+    EXPECT_EQ(d.results[i].user_coupon_id, 0);
+  }
+  EXPECT_EQ(d.results[1].user_id, "bob");
+  EXPECT_EQ(d.results[2].coupon_id, 8);
+  EXPECT_THAT(d.fresh, ElementsAre(0));  // the refusals are never stored
+  EXPECT_EQ(d.reused, 2u);
+  EXPECT_EQ(d.taken.at(7), 1);
+}
+
+TEST(DecideBatch, ARequestIdStoredForAnotherCallerIsRefused) {
+  Snapshot s = WithCoupon(7, 5);
+  s.decided["k1"] = IssueResult{"k1", 7, "alice", Outcome::kIssued, 99, 4, 1};
+  BatchDecision d = DecideBatch({Req("k1", 7, "bob"), Req("k1", 7, "alice")},
+                                std::move(s), kNow);
+  ASSERT_THAT(d.results, SizeIs(2));
+  EXPECT_EQ(d.results[0].outcome, Outcome::kRequestIdReused);
+  EXPECT_EQ(d.results[0].user_id, "bob");
+  EXPECT_EQ(d.results[0].user_coupon_id, 0);  // nothing of alice's
+  EXPECT_EQ(d.results[1].outcome, Outcome::kIssued);
+  EXPECT_EQ(d.results[1].user_coupon_id, 99);
+  EXPECT_THAT(d.fresh, IsEmpty());
+  EXPECT_TRUE(d.taken.empty());
+}
+
 TEST(DecideBatch, SecondRequestOfAUserIsAlreadyIssued) {
   BatchDecision d = DecideBatch({Req("r1", 7, "a"), Req("r2", 7, "a")},
                                 WithCoupon(7, 5), kNow);

@@ -5,12 +5,14 @@
 #include "common/events/event_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_answer_store.h"
 #include "tests/testing/fake_publisher.h"
 #include "tests/testing/status_matchers.h"
 
 namespace coupon::gateway {
 namespace {
 
+using ::coupon::testing::FakeAnswerStore;
 using ::coupon::testing::FakePublisher;
 using ::coupon::testing::StatusIs;
 using ::testing::HasSubstr;
@@ -29,8 +31,9 @@ class IssueServiceTest : public ::testing::Test {
               return coupon_;
             },
             absl::Seconds(1), 100, [] { return kNow; }),
-        issuer_(&publisher_, "coupon-issue-request", "gw-1", [] { return kNow; }),
-        service_(&coupons_, &hub_, &issuer_) {
+        issuer_(&publisher_, &answers_, &hub_, "coupon-issue-request", "gw-1",
+                [] { return kNow; }),
+        service_(&coupons_, &hub_.cache(), &issuer_, nullptr, [] { return kNow; }) {
     coupon_.coupon_id = 7;
     coupon_.total_quantity = 10;
     coupon_.remaining_quantity = 10;
@@ -53,6 +56,7 @@ class IssueServiceTest : public ::testing::Test {
   CouponCache coupons_;
   ResultHub hub_;
   FakePublisher publisher_;
+  FakeAnswerStore answers_;
   KafkaIssuer issuer_;
   IssueService service_;
 };
@@ -103,16 +107,58 @@ TEST_F(IssueServiceTest, KnownCouponCostsOneLookupOnly) {
   EXPECT_EQ(loads_, 1);
 }
 
-TEST_F(IssueServiceTest, KnownFactsAnswerWithoutAnEvent) {
-  IssueResult sold{"r0", 7, "x", Outcome::kSoldOut, 0, 0, 1};
-  hub_.Publish(sold);
+TEST_F(IssueServiceTest, ASoldOutCouponIsAnsweredFromStoredFactsAndTheAnswerStored) {
+  hub_.Publish(IssueResult{"r0", 7, "x", Outcome::kSoldOut, 0, 0, 1});
   auto reply = Issue({7, "u", "r1"});
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply->outcome, Outcome::kSoldOut);
   EXPECT_THAT(publisher_.sent(), SizeIs(0));
+  // Stored before it was answered: the id's result, on every gateway.
+  ASSERT_TRUE(answers_.Find("r1").has_value());
+  EXPECT_EQ(answers_.Find("r1")->outcome, Outcome::kSoldOut);
+  EXPECT_EQ(answers_.Find("r1")->user_id, "u");
+  // And readable here at once.
+  ASSERT_TRUE(hub_.cache().Find("r1").has_value());
+  EXPECT_EQ(hub_.cache().Find("r1")->outcome, Outcome::kSoldOut);
 }
 
-TEST_F(IssueServiceTest, WithoutPrecheckEveryRequestGoesToTheIssuer) {
+TEST_F(IssueServiceTest, AnInferenceNeverContradictsWhatTheStoreHolds) {
+  // A gateway that never saw r1 decided infers SOLD_OUT; the store holds
+  // ISSUED for it (the worker decided it before the coupon ran out).
+  answers_.Hold(IssueResult{"r1", 7, "u", Outcome::kIssued, 55, 0, 1});
+  hub_.Publish(IssueResult{"r0", 7, "x", Outcome::kSoldOut, 0, 0, 2});
+  auto reply = Issue({7, "u", "r1"});
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->outcome, Outcome::kIssued);
+  EXPECT_EQ(reply->user_coupon_id, 55);
+  // The same user's new id: ALREADY_ISSUED, not SOLD_OUT.
+  auto again = Issue({7, "u", "r2"});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->outcome, Outcome::kAlreadyIssued);
+  // Another user's request under r1: refused, and nothing of u's result.
+  EXPECT_THAT(Issue({7, "v", "r1"}),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("request_id")));
+  EXPECT_THAT(publisher_.sent(), SizeIs(0));
+}
+
+TEST_F(IssueServiceTest, AnAnswerThatCannotBeStoredIsDecidedByTheWorker) {
+  hub_.Publish(IssueResult{"r0", 7, "x", Outcome::kSoldOut, 0, 0, 1});
+  answers_.set_status(absl::UnavailableError("postgres: down"));
+  auto reply = Issue({7, "u", "r1"});
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->outcome, Outcome::kAccepted);
+  EXPECT_THAT(publisher_.sent(), SizeIs(1));
+}
+
+TEST_F(IssueServiceTest, AResendOfAQueuedRequestIsNotQueuedTwice) {
+  ASSERT_EQ(Issue({7, "u", "r1"})->outcome, Outcome::kAccepted);
+  ASSERT_EQ(Issue({7, "u", "r1"})->outcome, Outcome::kAccepted);
+  EXPECT_THAT(publisher_.sent(), SizeIs(1));
+  // Another caller's use of the queued id is refused.
+  EXPECT_THAT(Issue({7, "v", "r1"}), StatusIs(absl::StatusCode::kAlreadyExists));
+}
+
+TEST_F(IssueServiceTest, WithoutPrecheckEveryRequestInTheWindowGoesToTheIssuer) {
   hub_.Publish(IssueResult{"r0", 7, "x", Outcome::kSoldOut, 0, 0, 1});
   IssueService no_precheck(&coupons_, /*known=*/nullptr, &issuer_);
   absl::StatusOr<IssueReply> reply;
@@ -129,12 +175,14 @@ TEST_F(IssueServiceTest, ReusedRequestIdForAnotherUserIsRefused) {
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("request_id")));
 }
 
-TEST_F(IssueServiceTest, WindowIsCheckedAtTheGateway) {
+TEST_F(IssueServiceTest, TheWindowIsJudgedAtTheGatewayAndTheAnswerStored) {
   coupon_.starts_at = absl::ToUnixMicros(kNow + absl::Hours(1));
-  auto reply = Issue({7, "u", ""});
+  auto reply = Issue({7, "u", "early"});
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply->outcome, Outcome::kNotStarted);
   EXPECT_THAT(publisher_.sent(), SizeIs(0));
+  ASSERT_TRUE(answers_.Find("early").has_value());
+  EXPECT_EQ(answers_.Find("early")->outcome, Outcome::kNotStarted);
 }
 
 TEST_F(IssueServiceTest, BrokerDownIsUnavailableAtOnce) {
@@ -156,7 +204,7 @@ TEST_F(IssueServiceTest, DatabaseDownIsUnavailableAndNotCached) {
         return absl::UnavailableError("postgres: down");
       },
       absl::Seconds(1), 100, [] { return kNow; });
-  IssueService service(&failing, &hub_, &issuer_);
+  IssueService service(&failing, &hub_.cache(), &issuer_);
   for (int i = 0; i < 2; ++i) {
     absl::Status status;
     service.Issue({7, "u", ""}, kNow,
@@ -172,7 +220,7 @@ TEST_F(IssueServiceTest, AUserOverTheLimitIsRefusedBeforeAnythingIsSent) {
   limit.burst = 2;
   int64_t now_ns = 0;  // the clock stands still: no token comes back
   UserRateLimiter limiter(limit, [&] { return now_ns; });
-  IssueService service(&coupons_, &hub_, &issuer_, &limiter);
+  IssueService service(&coupons_, &hub_.cache(), &issuer_, &limiter);
   auto issue = [&](const std::string& user, const std::string& id) {
     absl::StatusOr<IssueReply> out = absl::InternalError("done not called");
     service.Issue({7, user, id}, kNow + absl::Seconds(1),

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_answer_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace coupon::gateway {
@@ -23,7 +24,7 @@ using ::testing::HasSubstr;
 /// moment ago, or hangs.
 class SilentPublisher : public EventPublisher {
  public:
-  void Publish(const std::string&, std::string, std::string, absl::Time,
+  void Publish(const std::string&, std::string, std::string,
                DeliveryCallback done) override {
     std::lock_guard<std::mutex> lock(mu_);
     held_.push_back(std::move(done));
@@ -54,7 +55,9 @@ CouponInfo OpenCoupon() {
 
 TEST(KafkaIssuerTest, UnacknowledgedCallIsUnavailableBeforeItsDeadlineOnce) {
   SilentPublisher broker;
-  KafkaIssuer issuer(&broker, "coupon-issue-request", "gw-1");
+  ResultHub hub;
+  testing::FakeAnswerStore store;
+  KafkaIssuer issuer(&broker, &store, &hub, "coupon-issue-request", "gw-1");
   std::promise<absl::StatusOr<IssueReply>> answer;
   std::atomic<int> answers{0};
   issuer.Issue({7, "user-1", "req-1"}, OpenCoupon(),
@@ -76,7 +79,9 @@ TEST(KafkaIssuerTest, UnacknowledgedCallIsUnavailableBeforeItsDeadlineOnce) {
 
 TEST(KafkaIssuerTest, AcknowledgedInTimeIsAcceptedOnce) {
   SilentPublisher broker;
-  KafkaIssuer issuer(&broker, "coupon-issue-request", "gw-1");
+  ResultHub hub;
+  testing::FakeAnswerStore store;
+  KafkaIssuer issuer(&broker, &store, &hub, "coupon-issue-request", "gw-1");
   std::vector<absl::StatusOr<IssueReply>> answers;
   std::mutex mu;
   for (int i = 0; i < 3; ++i) {
@@ -97,9 +102,11 @@ TEST(KafkaIssuerTest, AcknowledgedInTimeIsAcceptedOnce) {
 
 TEST(KafkaIssuerTest, ReportsAfterTheIssuerIsGoneAreStillAnswered) {
   SilentPublisher broker;
+  ResultHub hub;  // outlives the reports, as in the gateway
+  testing::FakeAnswerStore store;
   std::atomic<int> answers{0};
   {
-    KafkaIssuer issuer(&broker, "coupon-issue-request", "gw-1");
+    KafkaIssuer issuer(&broker, &store, &hub, "coupon-issue-request", "gw-1");
     issuer.Issue({7, "user-1", "req-1"}, OpenCoupon(),
                  absl::Now() + absl::Hours(1),
                  [&](absl::StatusOr<IssueReply>) { answers.fetch_add(1); });

@@ -1,5 +1,11 @@
+// The gateway's knowledge (ResultCache) and its watchers (WatchRegistry),
+// through the ResultHub that feeds both.
+
 #include "gateway/result_hub.h"
 
+#include <malloc.h>
+
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -29,72 +35,133 @@ class Recorder : public ResultWatcher {
   int shutdowns = 0;
 };
 
-TEST(ResultHub, PrecheckKnowsNothingAtFirst) {
-  ResultHub hub;
-  bool conflict;
-  EXPECT_FALSE(hub.Precheck(1, "u", "r", &conflict).has_value());
-  EXPECT_FALSE(conflict);
+TEST(ResultCache, KnowsNothingAtFirst) {
+  ResultCache cache;
+  EXPECT_EQ(cache.LookUp("r", 1, "u").kind, Known::Kind::kNothing);
+  EXPECT_EQ(cache.Infer("r", 1, "u", 0).kind, Known::Kind::kNothing);
 }
 
-TEST(ResultHub, SameRequestIdGetsItsEarlierResult) {
-  ResultHub hub;
-  hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
-  bool conflict;
-  auto known = hub.Precheck(1, "u", "r1", &conflict);
-  ASSERT_TRUE(known.has_value());
-  EXPECT_EQ(known->outcome, Outcome::kIssued);
-  EXPECT_EQ(known->user_coupon_id, 100);
+TEST(ResultCache, SameRequestIdGetsItsStoredResult) {
+  ResultCache cache;
+  cache.Learn(Result("r1", 1, "u", Outcome::kIssued));
+  Known known = cache.LookUp("r1", 1, "u");
+  ASSERT_EQ(known.kind, Known::Kind::kStored);
+  EXPECT_EQ(known.result.outcome, Outcome::kIssued);
+  EXPECT_EQ(known.result.user_coupon_id, 100);
 }
 
-TEST(ResultHub, ReusedRequestIdForAnotherUserIsAConflict) {
-  ResultHub hub;
-  hub.Publish(Result("r1", 1, "u", Outcome::kSoldOut));
-  bool conflict;
-  EXPECT_FALSE(hub.Precheck(1, "other", "r1", &conflict).has_value());
-  EXPECT_TRUE(conflict);
+TEST(ResultCache, ARequestIdBelongsToItsFirstCouponAndUser) {
+  ResultCache cache;
+  cache.Learn(Result("r1", 1, "u", Outcome::kSoldOut));
+  EXPECT_EQ(cache.LookUp("r1", 1, "other").kind, Known::Kind::kReused);
+  EXPECT_EQ(cache.LookUp("r1", 2, "u").kind, Known::Kind::kReused);
+  cache.Queued("q1", 1, "u");
+  EXPECT_EQ(cache.LookUp("q1", 1, "u").kind, Known::Kind::kQueued);
+  EXPECT_EQ(cache.LookUp("q1", 1, "other").kind, Known::Kind::kReused);
 }
 
-TEST(ResultHub, AnotherRequestOfAHolderIsAlreadyIssued) {
-  ResultHub hub;
-  hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
-  bool conflict;
-  auto known = hub.Precheck(1, "u", "r2", &conflict);
-  ASSERT_TRUE(known.has_value());
-  EXPECT_EQ(known->outcome, Outcome::kAlreadyIssued);
-  EXPECT_FALSE(hub.Precheck(2, "u", "r3", &conflict).has_value());
+TEST(ResultCache, AQueuedRequestIsSettledByItsResult) {
+  ResultCache cache;
+  cache.Queued("q1", 1, "u");
+  cache.Learn(Result("q1", 1, "u", Outcome::kSoldOut));
+  Known known = cache.LookUp("q1", 1, "u");
+  ASSERT_EQ(known.kind, Known::Kind::kStored);
+  EXPECT_EQ(known.result.outcome, Outcome::kSoldOut);
+  // Another caller's request under a queued id, refused by the worker: not
+  // kept under the id, but it settles nothing of the owner's.
+  cache.Queued("q2", 1, "u");
+  cache.Learn(Result("q2", 1, "v", Outcome::kRequestIdReused));
+  EXPECT_EQ(cache.LookUp("q2", 1, "u").kind, Known::Kind::kQueued);
+  EXPECT_FALSE(cache.Find("q2").has_value());
 }
 
-TEST(ResultHub, LastCopyOrSoldOutMarksTheCouponSoldOut) {
-  ResultHub hub;
-  hub.Publish(Result("r1", 1, "a", Outcome::kIssued, /*remaining=*/0));
-  hub.Publish(Result("r2", 2, "a", Outcome::kSoldOut, 0));
-  bool conflict;
-  EXPECT_EQ(hub.Precheck(1, "b", "x", &conflict)->outcome, Outcome::kSoldOut);
-  EXPECT_EQ(hub.Precheck(2, "b", "y", &conflict)->outcome, Outcome::kSoldOut);
-  // The holder of the last copy still hears ISSUED for its own request.
-  EXPECT_EQ(hub.Precheck(1, "a", "r1", &conflict)->outcome, Outcome::kIssued);
+TEST(ResultCache, AnotherRequestOfAHolderIsInferredAlreadyIssued) {
+  ResultCache cache;
+  cache.Learn(Result("r1", 1, "u", Outcome::kIssued));
+  Known known = cache.Infer("r2", 1, "u", 42);
+  ASSERT_EQ(known.kind, Known::Kind::kInferred);
+  EXPECT_EQ(known.result.outcome, Outcome::kAlreadyIssued);
+  EXPECT_EQ(known.result.request_id, "r2");
+  EXPECT_EQ(known.result.decided_at, 42);
+  EXPECT_EQ(cache.Infer("r3", 2, "u", 42).kind, Known::Kind::kNothing);
 }
 
-TEST(ResultHub, ForgottenResultStillAnswersTheHolderFromIssuedPairs) {
-  ResultHub hub(HubLimits{/*max_results=*/1, /*max_issued_pairs=*/10});
-  hub.Publish(Result("r1", 1, "a", Outcome::kIssued));
-  hub.Publish(Result("r2", 1, "b", Outcome::kIssued));  // evicts r1's result
-  EXPECT_FALSE(hub.FindResult("r1").has_value());
-  bool conflict;
-  auto known = hub.Precheck(1, "a", "r1", &conflict);
-  ASSERT_TRUE(known.has_value());
-  EXPECT_EQ(known->outcome, Outcome::kIssued);
+TEST(ResultCache, LastCopySoldOutOrNoStockMarksTheCouponSoldOut) {
+  ResultCache cache;
+  cache.Learn(Result("r1", 1, "a", Outcome::kIssued, /*remaining=*/0));
+  cache.Learn(Result("r2", 2, "a", Outcome::kSoldOut, 0));
+  cache.SoldOut(3);
+  for (int64_t coupon : {1, 2, 3}) {
+    Known known = cache.Infer("x", coupon, "b", 0);
+    ASSERT_EQ(known.kind, Known::Kind::kInferred) << coupon;
+    EXPECT_EQ(known.result.outcome, Outcome::kSoldOut);
+    EXPECT_EQ(known.result.remaining_quantity, 0);
+  }
+  // The holder of the last copy still hears its own request's result.
+  EXPECT_EQ(cache.LookUp("r1", 1, "a").kind, Known::Kind::kStored);
+  EXPECT_EQ(cache.Infer("new", 4, "b", 0).kind, Known::Kind::kNothing);
 }
 
-TEST(ResultHub, WatchersGetTheirResultsAndNothingAfterUnwatch) {
+TEST(ResultCache, AReplayedResultIsNoNewsAndTheFirstStands) {
+  ResultCache cache;
+  EXPECT_TRUE(cache.Learn(Result("r1", 1, "u", Outcome::kIssued)));
+  EXPECT_FALSE(cache.Learn(Result("r1", 1, "u", Outcome::kIssued)));
+  EXPECT_FALSE(cache.Learn(Result("r1", 1, "v", Outcome::kSoldOut)));
+  EXPECT_EQ(cache.Find("r1")->user_id, "u");
+}
+
+TEST(ResultCache, AForgottenResultStillAnswersTheHolder) {
+  CacheLimits limits;
+  limits.result_bytes = 1;  // keeps nothing
+  ResultCache cache(limits);
+  cache.Learn(Result("r1", 1, "a", Outcome::kIssued));
+  EXPECT_FALSE(cache.Find("r1").has_value());
+  Known known = cache.LookUp("r1", 1, "a");
+  ASSERT_EQ(known.kind, Known::Kind::kStored);
+  EXPECT_EQ(known.result.outcome, Outcome::kIssued);
+  EXPECT_EQ(known.result.user_coupon_id, 100);
+}
+
+// The budgets are bytes, and they hold: fill both far past them and measure
+// what the heap really grew by.
+TEST(ResultCache, FilledPastItsBudgetsItStaysWithinThem) {
+  CacheLimits limits;
+  limits.result_bytes = 8 << 20;
+  limits.holder_bytes = 4 << 20;
+  const size_t before = mallinfo2().uordblks;
+  {
+    ResultCache cache(limits);
+    for (int i = 0; i < 400'000; ++i) {
+      // Ids and users of realistic length (UUID-like, 36 characters).
+      const std::string id = absl::StrCat("3f2c9b1e-8d4a-4c7e-9a61-", 100000000000 + i);
+      const std::string user = absl::StrCat("user-7b3e1c52-44aa-4f0b-", 10000000000 + i);
+      cache.Learn(Result(id, i % 100, user, i % 3 ? Outcome::kSoldOut : Outcome::kIssued));
+      cache.Queued(absl::StrCat(id, "-q"), i % 100, user);
+    }
+    EXPECT_LE(cache.result_bytes(), limits.result_bytes);
+    EXPECT_LE(cache.holder_bytes(), limits.holder_bytes);
+    // The newest are kept.
+    EXPECT_TRUE(cache.Find("3f2c9b1e-8d4a-4c7e-9a61-100000399999").has_value());
+    const size_t grown = mallinfo2().uordblks - before;
+    // The accounting covers what the heap holds, to within a margin for
+    // the maps' growth steps.
+    EXPECT_LE(grown, (limits.result_bytes + limits.holder_bytes) * 5 / 4)
+        << "heap grew " << grown << " bytes for budgets of "
+        << limits.result_bytes + limits.holder_bytes;
+    EXPECT_GE(grown, (limits.result_bytes + limits.holder_bytes) / 2)
+        << "the budgets are far from used: the accounting overstates";
+  }
+}
+
+TEST(ResultHub, WatchersGetTheirResultsAndNothingAfterClose) {
   ResultHub hub;
   Recorder by_id, by_user, by_coupon;
-  hub.Publish(Result("early", 1, "u", Outcome::kSoldOut));
-  auto known = hub.WatchRequests({"early", "r1"}, &by_id);
-  ASSERT_EQ(known.size(), 1u);
-  EXPECT_EQ(known[0].request_id, "early");
-  hub.WatchUser("u", &by_user);
-  hub.WatchCoupon(2, &by_coupon);
+  for (Recorder* r : {&by_id, &by_user, &by_coupon}) {
+    ASSERT_TRUE(hub.watches().Open(r).ok());
+  }
+  hub.watches().WatchRequests({"r1"}, &by_id);
+  hub.watches().WatchUser("u", &by_user);
+  hub.watches().WatchCoupon(2, &by_coupon);
 
   hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
   hub.Publish(Result("r2", 2, "v", Outcome::kIssued));
@@ -102,50 +169,95 @@ TEST(ResultHub, WatchersGetTheirResultsAndNothingAfterUnwatch) {
   EXPECT_THAT(by_user.ids, ElementsAre("r1"));
   EXPECT_THAT(by_coupon.ids, ElementsAre("r2"));
 
-  hub.Unwatch(&by_id);
-  hub.Unwatch(&by_user);
-  hub.Unwatch(&by_coupon);
-  EXPECT_EQ(hub.watcher_count(), 0u);
+  for (Recorder* r : {&by_id, &by_user, &by_coupon}) hub.watches().Close(r);
+  EXPECT_EQ(hub.watches().open_watches(), 0u);
   hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
   hub.Publish(Result("r3", 2, "u", Outcome::kIssued));
   EXPECT_THAT(by_id.ids, ElementsAre("r1"));
   EXPECT_THAT(by_coupon.ids, ElementsAre("r2"));
 }
 
-TEST(ResultHub, ShutdownReachesEveryRegisteredWatcherOnce) {
+TEST(ResultHub, LiveWatchesGetAReplayOnceAndStoredAnswersNever) {
   ResultHub hub;
+  Recorder by_id, by_user;
+  ASSERT_TRUE(hub.watches().Open(&by_id).ok());
+  ASSERT_TRUE(hub.watches().Open(&by_user).ok());
+  hub.watches().WatchRequests({"r1", "e1"}, &by_id);
+  hub.watches().WatchUser("u", &by_user);
+  hub.Publish(Result("r1", 1, "u", Outcome::kIssued));
+  hub.Publish(Result("r1", 1, "u", Outcome::kIssued));  // a redelivered event
+  // An answer a gateway stored itself: read by id, not streamed live.
+  hub.Remember(Result("e1", 1, "u", Outcome::kSoldOut));
+  EXPECT_THAT(by_user.ids, ElementsAre("r1"));
+  EXPECT_THAT(by_id.ids, ElementsAre("r1", "r1", "e1"));
+  for (Recorder* r : {&by_id, &by_user}) hub.watches().Close(r);
+}
+
+TEST(WatchRegistry, WatchesBeyondTheLimitAreRefused) {
+  WatchRegistry registry(/*max_watches=*/2);
+  Recorder a, b, c;
+  ASSERT_TRUE(registry.Open(&a).ok());
+  ASSERT_TRUE(registry.Open(&b).ok());
+  absl::Status refused = registry.Open(&c);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  registry.Close(&a);
+  EXPECT_TRUE(registry.Open(&c).ok());
+  registry.Close(&b);
+  registry.Close(&c);
+}
+
+TEST(WatchRegistry, WaitingIdsAreHandedOutInTurnAndBounded) {
+  WatchRegistry registry(10);
+  Recorder a;
+  ASSERT_TRUE(registry.Open(&a).ok());
+  registry.WatchRequests({"r1", "r2", "r3"}, &a);
+  const absl::Time later = absl::Now() + absl::Hours(1);
+  EXPECT_THAT(registry.TakeWaiting(absl::Now() - absl::Hours(1), 10), IsEmpty());
+  EXPECT_THAT(registry.TakeWaiting(later, 2), ElementsAre("r1", "r2"));
+  EXPECT_THAT(registry.TakeWaiting(later, 2), ElementsAre("r3", "r1"));
+  registry.Close(&a);
+  EXPECT_THAT(registry.TakeWaiting(later, 10), IsEmpty());
+}
+
+TEST(WatchRegistry, ShutdownReachesEveryOpenWatcherOnce) {
+  WatchRegistry registry(10);
   Recorder a, b, gone;
-  hub.WatchRequests({"r1", "r2"}, &a);
-  hub.WatchCoupon(7, &b);
-  hub.WatchUser("u", &gone);
-  hub.Unwatch(&gone);
-  hub.ShutdownWatchers();
+  for (Recorder* r : {&a, &b, &gone}) ASSERT_TRUE(registry.Open(r).ok());
+  registry.WatchRequests({"r1", "r2"}, &a);
+  registry.WatchCoupon(7, &b);
+  registry.WatchUser("u", &gone);
+  registry.Close(&gone);
+  registry.ShutdownWatchers();
   EXPECT_EQ(a.shutdowns, 1);
   EXPECT_EQ(b.shutdowns, 1);
   EXPECT_EQ(gone.shutdowns, 0);
+  registry.Close(&a);
+  registry.Close(&b);
 }
 
-// A watch that registers while the gateway shuts down (between the
-// shutdown notice and gRPC refusing new calls) ends as well, instead of
-// holding the shutdown for its whole grace.
-TEST(ResultHub, WatchersRegisteringAfterShutdownAreToldAtOnce) {
-  ResultHub hub;
-  hub.Publish(Result("r1", 7, "u", Outcome::kIssued));
-  hub.ShutdownWatchers();
-  Recorder by_id, by_user, by_coupon;
-  EXPECT_EQ(hub.WatchRequests({"r1"}, &by_id).size(), 1u);
-  hub.WatchUser("u", &by_user);
-  hub.WatchCoupon(7, &by_coupon);
-  EXPECT_EQ(by_id.shutdowns, 1);
-  EXPECT_EQ(by_user.shutdowns, 1);
-  EXPECT_EQ(by_coupon.shutdowns, 1);
+// A watch that opens while the gateway shuts down (between the shutdown
+// notice and gRPC refusing new calls) ends as well, instead of holding the
+// shutdown for its whole grace.
+TEST(WatchRegistry, WatchersOpeningAfterShutdownAreToldAtOnce) {
+  WatchRegistry registry(10);
+  registry.ShutdownWatchers();
+  Recorder late;
+  ASSERT_TRUE(registry.Open(&late).ok());
+  EXPECT_EQ(late.shutdowns, 1);
+  registry.Close(&late);
 }
 
-TEST(ResultHub, UnwatchOfAnUnknownWatcherIsHarmless) {
-  ResultHub hub;
-  Recorder r;
-  hub.Unwatch(&r);
-  EXPECT_THAT(r.ids, IsEmpty());
+TEST(WatchRegistry, ClosingAnUnknownWatcherLeavesTheOthersAlone) {
+  WatchRegistry registry(1);
+  Recorder open, stranger;
+  ASSERT_TRUE(registry.Open(&open).ok());
+  registry.WatchUser("u", &open);
+  registry.Close(&stranger);
+  EXPECT_EQ(registry.open_watches(), 1u);
+  registry.Deliver(Result("r1", 1, "u", Outcome::kIssued), /*live=*/true);
+  EXPECT_THAT(open.ids, ElementsAre("r1"));
+  EXPECT_THAT(stranger.ids, IsEmpty());
+  registry.Close(&open);
 }
 
 }  // namespace

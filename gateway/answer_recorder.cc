@@ -1,0 +1,230 @@
+#include "gateway/answer_recorder.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "common/metrics/metrics.h"
+#include "common/pg/rows.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+
+namespace coupon::gateway {
+namespace {
+
+struct RecorderMetrics {
+  metrics::Counter& stored;
+  metrics::Counter& existing;
+  metrics::Counter& failed;
+  metrics::Histogram& batch_answers;
+  metrics::Histogram& batch_seconds;
+
+  static RecorderMetrics& Get() {
+    static RecorderMetrics* m = new RecorderMetrics(
+        metrics::Registry::Default(),
+        metrics::Registry::Default().AddCounter(
+            "coupon_gateway_answers_stored_total",
+            "Answers the gateway gave without the worker, by what storing them "
+            "found: stored (the id's first result), existing (the id held a "
+            "result already, which was answered instead), failed (not stored: "
+            "the worker decided instead).",
+            {"found"}));
+    return *m;
+  }
+
+ private:
+  RecorderMetrics(metrics::Registry& r, metrics::CounterFamily& found)
+      : stored(found.WithLabelValues({"stored"})),
+        existing(found.WithLabelValues({"existing"})),
+        failed(found.WithLabelValues({"failed"})),
+        batch_answers(r.AddHistogram("coupon_gateway_answer_batch_answers",
+                                     "Answers stored per statement (group commit).",
+                                     {}, {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000})
+                          .WithLabelValues()),
+        batch_seconds(r.AddHistogram("coupon_gateway_answer_batch_seconds",
+                                     "One statement storing a batch of answers, "
+                                     "commit included.",
+                                     {}, metrics::LatencyBuckets())
+                          .WithLabelValues()) {}
+};
+
+// The id's first result stands; a SOLD_OUT for a user who holds a copy is
+// ALREADY_ISSUED, as the worker would decide it. The holder is probed by
+// index, row by row: as a join the planner may scan all of user_coupons.
+const std::string& InsertSql() {
+  static const std::string* sql = new std::string(absl::StrCat(
+      "INSERT INTO issue_results (request_id, coupon_id, user_id, outcome,"
+      " remaining_quantity, decided_at)"
+      " SELECT p.r, p.c, p.u,"
+      "   CASE WHEN p.o = 'SOLD_OUT' AND (SELECT 1 FROM user_coupons uc"
+      "     WHERE uc.coupon_id = p.c AND uc.user_id = p.u LIMIT 1) IS NOT NULL"
+      "   THEN 'ALREADY_ISSUED' ELSE p.o END,"
+      "   p.rem, ",
+      pg::MicrosToTimestamp("p.at"),
+      " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[],"
+      "   $5::bigint[], $6::bigint[]) AS p(r, c, u, o, rem, at)"
+      " ON CONFLICT (request_id) DO NOTHING"
+      " RETURNING request_id, outcome"));
+  return *sql;
+}
+
+}  // namespace
+
+AnswerRecorder::AnswerRecorder(RecorderConfig config)
+    : config_(std::move(config)) {
+  RecorderMetrics::Get();
+  thread_ = std::thread([this] { Run(); });
+}
+
+AnswerRecorder::~AnswerRecorder() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void AnswerRecorder::Record(IssueResult proposed, Done done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_ && waiting_.size() < config_.max_waiting) {
+      waiting_.push_back(Item{std::move(proposed), std::move(done)});
+      if (waiting_.size() == 1) cv_.notify_one();
+      return;
+    }
+  }
+  RecorderMetrics::Get().failed.Inc();
+  done(absl::UnavailableError(
+      "postgres: the gateway's answers are waiting to be stored at their limit"));
+}
+
+void AnswerRecorder::Run() {
+  absl::Duration backoff = absl::Milliseconds(50);
+  for (;;) {
+    std::vector<Item> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
+      while (!waiting_.empty() && batch.size() < config_.max_batch) {
+        batch.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      if (stopping_) {
+        for (Item& item : waiting_) batch.push_back(std::move(item));
+        waiting_.clear();
+      }
+    }
+    if (batch.empty()) return;  // stopping, nothing left
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping = stopping_;
+    }
+    const absl::Time start = absl::Now();
+    // The insert may be repeated: a batch whose commit was lost with the
+    // connection is found stored by its second try, as the ids' results.
+    absl::Status stored =
+        stopping ? absl::UnavailableError("gateway: shutting down") : Store(batch);
+    if (!stored.ok() && !stopping) {
+      LOG_EVERY_N(WARNING, 10) << "gateway: storing " << batch.size()
+                               << " answers: " << stored << "; trying again";
+      stored = Store(batch);
+    }
+    RecorderMetrics& m = RecorderMetrics::Get();
+    if (stored.ok()) {
+      m.batch_answers.Observe(static_cast<double>(batch.size()));
+      m.batch_seconds.ObserveDuration(absl::Now() - start);
+      backoff = absl::Milliseconds(50);
+    } else {
+      LOG_EVERY_N(WARNING, 10) << "gateway: " << batch.size()
+                               << " answers not stored: " << stored;
+      m.failed.Inc(static_cast<double>(batch.size()));
+    }
+    for (Item& item : batch) {
+      item.done(stored.ok() ? std::move(item.stored)
+                            : absl::StatusOr<IssueResult>(stored));
+    }
+    // Not in a tight loop against a database that is down: the callers fall
+    // back on the worker meanwhile.
+    if (!stored.ok() && !stopping) {
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(2));
+    }
+  }
+}
+
+absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
+  if (!conn_ || !conn_->Reusable()) {
+    conn_.reset();
+    ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(config_.pg_dsn,
+                                                    config_.connect_timeout,
+                                                    config_.session));
+  }
+  // One proposal per request id: the same request sent twice at once.
+  absl::flat_hash_map<std::string, size_t> first;  // id -> index into batch
+  std::vector<std::string> r, u, o;
+  std::vector<int64_t> c, rem, at;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const IssueResult& p = batch[i].proposed;
+    if (!first.try_emplace(p.request_id, i).second) continue;
+    r.push_back(p.request_id);
+    c.push_back(p.coupon_id);
+    u.push_back(p.user_id);
+    o.emplace_back(OutcomeName(p.outcome));
+    rem.push_back(std::max<int64_t>(0, p.remaining_quantity));
+    at.push_back(p.decided_at);
+  }
+  absl::StatusOr<pg::Result> inserted = conn_->Exec(
+      InsertSql(), {pg::TextArray(r), pg::Int64Array(c), pg::TextArray(u),
+                    pg::TextArray(o), pg::Int64Array(rem), pg::Int64Array(at)});
+  if (!inserted.ok()) {
+    if (!conn_->healthy()) conn_.reset();
+    return inserted.status();
+  }
+  absl::flat_hash_map<std::string, Outcome> mine;
+  for (int i = 0; i < inserted->rows(); ++i) {
+    std::optional<Outcome> outcome = OutcomeFromName(inserted->Get(i, 1));
+    if (!outcome) return absl::InternalError("postgres: unknown outcome stored");
+    mine.emplace(std::string(inserted->Get(i, 0)), *outcome);
+  }
+  std::vector<std::string> taken;  // ids that held a result already
+  for (const std::string& id : r) {
+    if (!mine.contains(id)) taken.push_back(id);
+  }
+  absl::flat_hash_map<std::string, IssueResult> existing;
+  if (!taken.empty()) {
+    absl::StatusOr<pg::Result> rows = conn_->Exec(
+        absl::StrCat("SELECT ", pg::kIssueResultColumns,
+                     " FROM issue_results WHERE request_id = ANY($1::text[])"),
+        {pg::TextArray(taken)});
+    if (!rows.ok()) {
+      if (!conn_->healthy()) conn_.reset();
+      return rows.status();
+    }
+    for (int i = 0; i < rows->rows(); ++i) {
+      IssueResult stored = pg::IssueResultFromRow(*rows, i);
+      existing.emplace(stored.request_id, std::move(stored));
+    }
+  }
+  RecorderMetrics& m = RecorderMetrics::Get();
+  m.stored.Inc(static_cast<double>(mine.size()));
+  m.existing.Inc(static_cast<double>(taken.size()));
+  for (Item& item : batch) {
+    const std::string& id = item.proposed.request_id;
+    if (auto it = mine.find(id); it != mine.end()) {
+      // This batch stored the id's result; a duplicate of the same request
+      // in the batch gets it too (its identity is checked by the caller).
+      item.stored = batch[first.at(id)].proposed;
+      item.stored->outcome = it->second;
+    } else if (auto it = existing.find(id); it != existing.end()) {
+      item.stored = it->second;
+    } else {
+      // Held at the insert, gone at the read: only a row deleted in
+      // between, which the service never does.
+      return absl::InternalError(absl::StrCat(
+          "postgres: request ", id, " held a result, then none"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coupon::gateway

@@ -1,0 +1,74 @@
+#pragma once
+
+// The PostgreSQL AnswerStore. Stores the answers a Kafka-mode gateway gives
+// without the worker (SOLD_OUT
+// to a sold-out coupon's storm, ALREADY_ISSUED, NOT_STARTED, EXPIRED) as their
+// request ids' results in `issue_results`, before the caller hears them.
+// `INSERT ... ON CONFLICT (request_id) DO NOTHING` makes the store the judge:
+// an id's first result stands, whoever stored it (the worker, this gateway or
+// another), and the caller is told what the id then holds. So an early answer
+// is the id's answer on every gateway, after any restart, and a reused id is
+// refused. A SOLD_OUT is turned into ALREADY_ISSUED in the same statement when
+// the user holds a copy, so the gateway needs no list of holders to be right.
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/domain.h"
+#include "common/pg/pg.h"
+#include "gateway/answer_store.h"
+
+namespace coupon::gateway {
+
+struct RecorderConfig {
+  std::string pg_dsn;
+  pg::SessionSettings session;
+  absl::Duration connect_timeout = absl::Seconds(3);
+  // Answers waiting to be stored at most; past it Record fails at once.
+  size_t max_waiting = 50000;
+  // Answers in one statement at most.
+  size_t max_batch = 2000;
+};
+
+/// Many answers share one statement and one commit: the thread takes
+/// whatever waits each time round (group commit; no timer, so a lone answer
+/// waits for one round trip only). Owns one thread and one connection, from
+/// the constructor until the destructor, which fails what still waits with
+/// UNAVAILABLE. Record may be called from any thread; `done` runs once, on
+/// the recorder's thread, or on the caller's when refused at once.
+class AnswerRecorder final : public AnswerStore {
+ public:
+  explicit AnswerRecorder(RecorderConfig config);
+  ~AnswerRecorder() override;
+
+  void Record(IssueResult proposed, Done done) override;
+
+ private:
+  struct Item {
+    IssueResult proposed;
+    Done done;
+    absl::StatusOr<IssueResult> stored = absl::UnknownError("not stored");
+  };
+
+  void Run();
+  // Stores the batch's answers and fills each item's `stored`.
+  absl::Status Store(std::vector<Item>& batch);
+
+  const RecorderConfig config_;
+  std::unique_ptr<pg::Connection> conn_;  // the thread's only
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> waiting_;  // guarded by mu_
+  bool stopping_ = false;     // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace coupon::gateway
