@@ -267,7 +267,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     p.redis_store = std::make_unique<RedisAwareStore>(p.store.get(),
                                                       p.redis_issuer.get());
     p.results = std::make_unique<redis::Subscriber>(
-        redis_config, kResultChannel, [hub = p.hub.get()](const std::string& payload) {
+        redis_config, redis_issuer::kResultChannel, [hub = p.hub.get()](const std::string& payload) {
           absl::StatusOr<IssueResult> result = DecodeIssueResult(payload);
           if (result.ok()) hub->Publish(*result);
         });

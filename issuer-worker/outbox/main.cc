@@ -30,6 +30,20 @@ ABSL_FLAG(int, outbox_max_attempts, kDefaults.max_attempts,
           "(4: the first attempt and 3 retries).");
 ABSL_FLAG(int, outbox_batch_size, kDefaults.batch_size,
           "Rows claimed per pass, in one transaction.");
+ABSL_FLAG(std::string, redis_addr, kDefaults.redis_addr,
+          "Redis host:port of the gateways, whose copies reserved there but "
+          "never written to PostgreSQL each pass settles; empty: none.");
+ABSL_FLAG(std::string, redis_password, "",
+          "Redis AUTH password; prefer the REDIS_PASSWORD environment "
+          "variable. Never logged.");
+ABSL_FLAG(absl::Duration, redis_timeout, kDefaults.redis_timeout,
+          "Redis connect and command timeout.");
+ABSL_FLAG(absl::Duration, reconcile_after, kDefaults.reconcile_after,
+          "A copy reserved in Redis this long ago and still not in PostgreSQL "
+          "is written by the scheduler (its gateway died or gave up).");
+ABSL_FLAG(absl::Duration, redis_record_ttl, kDefaults.record_ttl,
+          "How long a settled request's record stays in Redis: the gateways' "
+          "--redis_record_ttl.");
 ABSL_FLAG(int, metrics_port, 9466,
           "Port of /metrics (Prometheus), /healthz and /readyz, on every "
           "interface; 0 turns them off.");
@@ -50,6 +64,11 @@ int main(int argc, char** argv) {
   config.max_attempts = absl::GetFlag(FLAGS_outbox_max_attempts);
   config.batch_size = absl::GetFlag(FLAGS_outbox_batch_size);
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  config.redis_addr = absl::GetFlag(FLAGS_redis_addr);
+  config.redis_password = absl::GetFlag(FLAGS_redis_password);
+  config.redis_timeout = absl::GetFlag(FLAGS_redis_timeout);
+  config.reconcile_after = absl::GetFlag(FLAGS_reconcile_after);
+  config.record_ttl = absl::GetFlag(FLAGS_redis_record_ttl);
   if (absl::Status s = config.Validate(); !s.ok()) {
     std::cerr << s.message() << "\n";
     return 2;

@@ -6,10 +6,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/metrics/http_server.h"
 #include "common/metrics/metrics.h"
+#include "common/events/event_codec.h"
 #include "common/pg/pg.h"
+#include "common/redis/redis.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "issuer-worker/outbox/outbox_state.h"
+#include "redis-issuer/copies.h"
+#include "redis-issuer/records.h"
 
 namespace coupon::outbox {
 
@@ -43,6 +47,17 @@ absl::Status OutboxConfig::Validate() const {
     return bad("metrics_port",
                absl::StrCat("must be 0..65535 (0: off), got ", metrics_port));
   }
+  if (!redis_addr.empty()) {
+    redis::RedisConfig rc;
+    rc.addr = redis_addr;
+    rc.command_timeout = redis_timeout;
+    if (absl::Status s = rc.Validate(); !s.ok()) return s;
+    if (reconcile_after < absl::Seconds(1)) {
+      return bad("reconcile_after", "must be at least 1s: a gateway writes its "
+                                    "copy within its call");
+    }
+    if (record_ttl < absl::Minutes(1)) return bad("redis_record_ttl", "must be at least 1m");
+  }
   return absl::OkStatus();
 }
 
@@ -55,6 +70,7 @@ struct OutboxMetrics {
   metrics::GaugeFamily& rows;
   metrics::CounterFamily& passes;
   metrics::CounterFamily& processed;
+  metrics::CounterFamily& reconciled;
 
   static OutboxMetrics& Get() {
     static OutboxMetrics* m = new OutboxMetrics(metrics::Registry::Default());
@@ -75,7 +91,15 @@ struct OutboxMetrics {
                                "Claimed rows by what the pass did: done (stock "
                                "taken), retried (PENDING again), failed "
                                "(FAILED for good).",
-                               {"result"})) {
+                               {"result"})),
+        reconciled(r.AddCounter("coupon_outbox_reconciled_total",
+                                "Copies reserved in Redis that no gateway wrote "
+                                "to PostgreSQL, settled by the scheduler: "
+                                "written (the user holds it now) or duplicate "
+                                "(PostgreSQL holds the user's other copy: "
+                                "ALREADY_ISSUED).",
+                                {"result"})) {
+    for (const char* r : {"written", "duplicate"}) reconciled.WithLabelValues({r});
     passes.WithLabelValues({"ok"});
     passes.WithLabelValues({"error"});
     for (const char* r : {"done", "retried", "failed"}) processed.WithLabelValues({r});
@@ -150,6 +174,14 @@ absl::StatusOr<std::unique_ptr<OutboxScheduler>> OutboxScheduler::Create(
   if (absl::Status db = scheduler->Connect(); !db.ok()) {
     LOG(WARNING) << "outbox: " << db << "; retrying with the first pass";
   }
+  if (!config.redis_addr.empty()) {
+    redis::RedisConfig rc;
+    rc.addr = config.redis_addr;
+    rc.password = config.redis_password;
+    rc.pool_size = 1;
+    rc.command_timeout = config.redis_timeout;
+    ASSIGN_OR_RETURN(scheduler->redis_, redis::Client::Create(rc));
+  }
   if (config.metrics_port != 0) {
     auto http = metrics::ServeMetrics("0.0.0.0", config.metrics_port,
                                       [s = scheduler.get()] { return s->ready(); });
@@ -169,7 +201,7 @@ OutboxScheduler::OutboxScheduler(const OutboxConfig& config)
 OutboxScheduler::~OutboxScheduler() { http_.reset(); }
 
 absl::Status OutboxScheduler::Connect() {
-  if (conn_ && conn_->healthy()) return absl::OkStatus();
+  if (conn_ && conn_->Reusable()) return absl::OkStatus();
   conn_.reset();
   ready_.store(false);
   ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(config_.pg_dsn,
@@ -198,6 +230,9 @@ absl::Status OutboxScheduler::CountRows() {
 absl::StatusOr<PassStats> OutboxScheduler::RunOnce() {
   const absl::Time start = absl::Now();
   Pass pass;
+  if (absl::Status settled = Reconcile(pass.stats); !settled.ok()) {
+    LOG_EVERY_N(WARNING, 10) << "outbox: settling reserved copies: " << settled;
+  }
   absl::Status status = Connect();
   if (status.ok()) {
     status = pg::InTransaction(*conn_, [&] { return RunPass(pass); });
@@ -240,6 +275,64 @@ absl::StatusOr<PassStats> OutboxScheduler::RunOnce() {
               << absl::Now() - start;
   }
   return s;
+}
+
+absl::Status OutboxScheduler::Reconcile(PassStats& stats) {
+  if (!redis_) return absl::OkStatus();
+  using redis_issuer::kReservedKey;
+  const int64_t before =
+      absl::ToUnixMicros(absl::Now() - config_.reconcile_after);
+  ASSIGN_OR_RETURN(redis::Reply stale,
+                   redis_->Command({"ZRANGEBYSCORE", kReservedKey, "-inf",
+                                    absl::StrCat(before), "LIMIT", "0",
+                                    absl::StrCat(config_.batch_size)}));
+  OutboxMetrics& m = OutboxMetrics::Get();
+  for (const redis::Reply& member : stale.elements) {
+    const std::string& request_id = member.str;
+    ASSIGN_OR_RETURN(redis::Reply text,
+                     redis_->Command({"GET", redis_issuer::RequestKey(request_id)}));
+    absl::StatusOr<redis_issuer::Record> record =
+        text.type == redis::Reply::Type::kString
+            ? redis_issuer::ParseRecord(request_id, text.str)
+            : absl::NotFoundError("no record");
+    if (!record.ok() || !record->reserved) {
+      // Settled meanwhile (or, for a missing record, nothing left to do).
+      if (!record.ok()) {
+        LOG(WARNING) << "outbox: reserved request " << request_id << ": "
+                     << record.status() << "; dropped from " << kReservedKey;
+      }
+      RETURN_IF_ERROR(redis_->Command({"ZREM", kReservedKey, request_id}).status());
+      continue;
+    }
+    IssueResult& r = record->result;
+    if (!config_.only_coupon_ids.empty() &&
+        std::find(config_.only_coupon_ids.begin(), config_.only_coupon_ids.end(),
+                  r.coupon_id) == config_.only_coupon_ids.end()) {
+      continue;
+    }
+    RETURN_IF_ERROR(Connect());
+    absl::StatusOr<int64_t> id = redis_issuer::StoreCopy(*conn_, r);
+    if (absl::IsAlreadyExists(id.status())) {
+      r.outcome = Outcome::kAlreadyIssued;
+      ++stats.reconciled_duplicates;
+      m.reconciled.WithLabelValues({"duplicate"}).Inc();
+    } else if (!id.ok()) {
+      if (!conn_->healthy()) conn_.reset();
+      return id.status();
+    } else {
+      r.user_coupon_id = *id;
+      ++stats.reconciled;
+      m.reconciled.WithLabelValues({"written"}).Inc();
+    }
+    RETURN_IF_ERROR(redis_issuer::SettleReservation(*redis_, r, config_.record_ttl));
+    LOG(WARNING) << "outbox: request " << request_id << " of coupon " << r.coupon_id
+                 << " had its copy reserved in Redis but not written; settled "
+                 << OutcomeName(r.outcome);
+    // For the gateways' live watches; request-id lookups read the stores.
+    (void)redis_->Command(
+        {"PUBLISH", redis_issuer::kResultChannel, EncodeIssueResult(r)});
+  }
+  return absl::OkStatus();
 }
 
 absl::Status OutboxScheduler::RunPass(Pass& pass) {

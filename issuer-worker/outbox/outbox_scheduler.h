@@ -15,6 +15,9 @@ class Connection;
 namespace coupon::metrics {
 class HttpServer;
 }
+namespace coupon::redis {
+class Client;
+}
 
 namespace coupon::outbox {
 
@@ -39,6 +42,18 @@ struct OutboxConfig {
   // Only rows of these coupons; empty: every coupon. Not a flag: the tests
   // use it to stay clear of rows other tests or benchmarks left behind.
   std::vector<int64_t> only_coupon_ids;
+  // The Redis of the gateways, to settle the copies they reserved there but
+  // did not write to PostgreSQL (a gateway that died, or met a PostgreSQL
+  // error its caller did not retry): each pass writes those reserved longer
+  // than `reconcile_after` ago, so every copy Redis counts is held by its
+  // user and reaches the stock. Empty: no reconciliation.
+  std::string redis_addr = "127.0.0.1:6379";
+  std::string redis_password;
+  absl::Duration redis_timeout = absl::Milliseconds(500);
+  absl::Duration reconcile_after = absl::Seconds(30);
+  // How long a settled request's record stays in Redis: the gateways'
+  // --redis_record_ttl.
+  absl::Duration record_ttl = absl::Hours(24);
 
   // INVALID_ARGUMENT naming the flag, e.g. "--outbox_max_attempts: must be 1..100,
   // got 0".
@@ -52,6 +67,10 @@ struct PassStats {
   int retried = 0;  // rows that failed and stay PENDING for a later attempt
   int failed = 0;   // rows that failed their last attempt: FAILED
   int coupons = 0;  // distinct coupons among the claimed rows
+  // Reservations settled: copies written to PostgreSQL for their users, and
+  // those PostgreSQL refused as the user's second copy (ALREADY_ISSUED).
+  int reconciled = 0;
+  int reconciled_duplicates = 0;
 };
 
 /// Applies the Redis mode's stock events: each pass claims the due PENDING
@@ -74,9 +93,10 @@ class OutboxScheduler {
       const OutboxConfig& config);
   ~OutboxScheduler();
 
-  // One pass, in one transaction. An error (UNAVAILABLE when PostgreSQL is
-  // down) means nothing of the pass was committed: its rows are still
-  // PENDING with their attempts unchanged.
+  // Settles the stale reservations (see OutboxConfig::redis_addr), then one
+  // pass, in one transaction. An error (UNAVAILABLE when PostgreSQL is down)
+  // means nothing of the pass was committed: its rows are still PENDING with
+  // their attempts unchanged. A reservation settled before stays settled.
   absl::StatusOr<PassStats> RunOnce();
 
   // A pass every config.interval until `stop` is set (looked at every 100 ms
@@ -109,9 +129,11 @@ class OutboxScheduler {
   absl::Status Connect();
   struct Pass;
   absl::Status RunPass(Pass& pass);
+  absl::Status Reconcile(PassStats& stats);
 
   const OutboxConfig config_;
   std::unique_ptr<pg::Connection> conn_;
+  std::unique_ptr<redis::Client> redis_;  // when config.redis_addr is set
   Counters counters_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopping_{false};

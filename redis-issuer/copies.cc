@@ -1,0 +1,69 @@
+#include "redis-issuer/copies.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "redis-issuer/records.h"
+
+namespace coupon::redis_issuer {
+
+absl::StatusOr<int64_t> StoreCopy(pg::Connection& conn, const IssueResult& r) {
+  int64_t user_coupon_id = 0;
+  RETURN_IF_ERROR(pg::InTransaction(conn, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(
+        pg::Result inserted,
+        conn.Exec(absl::StrCat("INSERT INTO user_coupons (coupon_id, user_id,"
+                               " request_id, issued_at) VALUES ($1, $2, $3, ",
+                               pg::MicrosToTimestamp("$4::bigint"),
+                               ") ON CONFLICT (request_id) DO NOTHING"
+                               " RETURNING user_coupon_id"),
+                  {absl::StrCat(r.coupon_id), r.user_id, r.request_id,
+                   absl::StrCat(r.decided_at)}));
+    if (inserted.rows() == 0) {  // written by an earlier try of this request
+      ASSIGN_OR_RETURN(pg::Result existing,
+                       conn.Exec("SELECT user_coupon_id FROM user_coupons"
+                                 " WHERE request_id = $1",
+                                 {r.request_id}));
+      user_coupon_id = existing.GetInt64(0, 0);
+      return absl::OkStatus();
+    }
+    user_coupon_id = inserted.GetInt64(0, 0);
+    const std::string id = absl::StrCat(user_coupon_id);
+    RETURN_IF_ERROR(
+        conn.Exec(absl::StrCat("INSERT INTO issue_results (request_id,"
+                               " coupon_id, user_id, outcome, user_coupon_id,"
+                               " remaining_quantity, decided_at) VALUES"
+                               " ($1, $2, $3, 'ISSUED', $4, $5, ",
+                               pg::MicrosToTimestamp("$6::bigint"), ")"),
+                  {r.request_id, absl::StrCat(r.coupon_id), r.user_id, id,
+                   absl::StrCat(r.remaining_quantity), absl::StrCat(r.decided_at)})
+            .status());
+    return conn
+        .Exec("INSERT INTO coupon_outbox (coupon_id, user_coupon_id,"
+              " request_id) VALUES ($1, $2, $3)",
+              {absl::StrCat(r.coupon_id), id, r.request_id})
+        .status();
+  }));
+  return user_coupon_id;
+}
+
+absl::Status SettleReservation(redis::Client& redis, const IssueResult& settled,
+                               absl::Duration ttl) {
+  // MULTI/EXEC on one connection would need a pinned connection; the two
+  // commands as one script are one step for every client of Redis.
+  static const redis::Script* settle = new redis::Script(R"lua(
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[3])
+return 1
+)lua");
+  absl::StatusOr<redis::Reply> reply = redis.Eval(
+      *settle, {RequestKey(settled.request_id), kReservedKey},
+      {FormatRecord(settled), absl::StrCat(absl::ToInt64Seconds(ttl)),
+       settled.request_id});
+  if (!reply.ok()) return reply.status();
+  if (reply->type == redis::Reply::Type::kError) {
+    return absl::InternalError(absl::StrCat("redis: settle script: ", reply->str));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coupon::redis_issuer

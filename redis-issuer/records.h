@@ -1,0 +1,43 @@
+#pragma once
+
+// The Redis keys of the design document's existing system (section 2.2.1),
+// plus one record per request id for idempotency and result lookups, and the
+// set of copies reserved in Redis but not yet written to PostgreSQL.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/domain.h"
+
+namespace coupon::redis_issuer {
+
+std::string QueueKey(int64_t coupon_id);                            // coupon:queue:{id}
+std::string IssuedKey(int64_t coupon_id, const std::string& user);  // coupon:issued:{id}:{user}
+std::string LimitKey(int64_t coupon_id);                            // coupon:limit:{id}
+std::string RequestKey(const std::string& request_id);              // coupon:request:{request_id}
+// Request ids whose copy the decide script reserved (a sorted set, scored by
+// the reservation's time in µs) until it is in PostgreSQL. A gateway that
+// wrote the copy clears its entry; the outbox scheduler writes the copies of
+// entries that stay (a gateway that died or met a PostgreSQL error).
+inline constexpr char kReservedKey[] = "coupon:reserved";
+// Every gateway publishes the results it decides here and subscribes to it,
+// so live watches by user or coupon see the decisions of all gateways (the
+// Redis mode's counterpart of the topic coupon-issue-result).
+inline constexpr char kResultChannel[] = "coupon:results";
+
+// The value under RequestKey: OUTCOME[:user_coupon_id]|remaining|decided_at_us|
+// coupon_id|user_id, where OUTCOME is an outcome's name or RESERVED (a copy
+// counted in Redis, not yet in PostgreSQL: no result yet). The user id comes
+// last, so it may hold '|'. Anything else is INTERNAL: only this service
+// writes these keys.
+struct Record {
+  IssueResult result;  // for RESERVED, outcome kIssued with no user_coupon_id
+  bool reserved = false;
+};
+std::string FormatRecord(const IssueResult& result, bool reserved = false);
+absl::StatusOr<Record> ParseRecord(const std::string& request_id,
+                                   absl::string_view record);
+
+}  // namespace coupon::redis_issuer
