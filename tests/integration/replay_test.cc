@@ -116,10 +116,10 @@ TEST_F(ReplayTest, RedeliveredEventRepublishesTheStoredResult) {
   reader->WaitForInitialMetadata();
 
   IssueRequest replay{id, coupon, "first", absl::ToUnixMicros(absl::Now()), "test"};
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(replay));
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), EncodeIssueRequested(replay));
   IssueRequest next{absl::StrCat(id, "-next"), coupon, "second",
                     absl::ToUnixMicros(absl::Now()), "test"};
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(next));
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), EncodeIssueRequested(next));
 
   std::map<std::string, v1::IssueResult> seen;
   v1::IssueResult r;
@@ -135,7 +135,7 @@ TEST_F(ReplayTest, RedeliveredEventRepublishesTheStoredResult) {
 
 TEST_F(ReplayTest, PoisonEventGoesToTheDeadLetterTopicAndThePartitionMovesOn) {
   const int64_t coupon = stack_->CreateCoupon(5).coupon_id();
-  const std::string dlq = "coupon-issue-request.dlq";
+  const std::string dlq = TestKafka().dead_letter_topic;
 
   // Where the dead-letter topic ends now.
   std::string error;
@@ -151,10 +151,10 @@ TEST_F(ReplayTest, PoisonEventGoesToTheDeadLetterTopicAndThePartitionMovesOn) {
             RdKafka::ERR_NO_ERROR);
 
   const std::string garbage = absl::StrCat("\x0f\xff not a protobuf ", coupon);
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), garbage);
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), garbage);
   IssueRequest unknown{absl::StrCat("ghost-", coupon), coupon + 1'000'000, "u",
                        absl::ToUnixMicros(absl::Now()), "test"};
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(unknown));
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), EncodeIssueRequested(unknown));
 
   // A good request behind them, in the same partition, is still decided.
   const std::string id = absl::StrCat("after-poison-", coupon);
