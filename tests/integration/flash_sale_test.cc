@@ -55,7 +55,9 @@ class FlashSaleTest : public ::testing::TestWithParam<Setup> {
         final_outcome[c.request_id] = c.response.outcome();
       }
     }
-    if (redis()) EXPECT_TRUE(accepted.empty()) << "redis decides on the spot";
+    if (redis()) {
+      EXPECT_TRUE(accepted.empty()) << "redis decides on the spot";
+    }
     *accepted_count = accepted.size();
 
     // Every accepted request gets exactly one result on its stream, and each
