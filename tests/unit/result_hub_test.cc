@@ -141,11 +141,27 @@ TEST(ResultHub, WatchersRegisteringAfterShutdownAreToldAtOnce) {
   EXPECT_EQ(by_coupon.shutdowns, 1);
 }
 
-TEST(ResultHub, UnwatchOfAnUnknownWatcherIsHarmless) {
+// Unwatch of a watcher that never registered, or has left already, removes
+// nothing else: every registered watcher keeps all its registrations.
+TEST(ResultHub, UnwatchOfAnUnknownWatcherLeavesTheOthersRegistered) {
   ResultHub hub;
-  Recorder r;
-  hub.Unwatch(&r);
-  EXPECT_THAT(r.ids, IsEmpty());
+  Recorder by_id, by_user, by_coupon, gone, stranger;
+  hub.WatchRequests({"r1"}, &by_id);
+  hub.WatchUser("u", &by_user);
+  hub.WatchCoupon(7, &by_coupon);
+  hub.WatchCoupon(7, &gone);
+  hub.Unwatch(&gone);
+  ASSERT_EQ(hub.watcher_count(), 3u);
+
+  hub.Unwatch(&stranger);
+  hub.Unwatch(&gone);
+  EXPECT_EQ(hub.watcher_count(), 3u);
+  hub.Publish(Result("r1", 7, "u", Outcome::kIssued));
+  EXPECT_THAT(by_id.ids, ElementsAre("r1"));
+  EXPECT_THAT(by_user.ids, ElementsAre("r1"));
+  EXPECT_THAT(by_coupon.ids, ElementsAre("r1"));
+  EXPECT_THAT(gone.ids, IsEmpty());
+  EXPECT_THAT(stranger.ids, IsEmpty());
 }
 
 }  // namespace
