@@ -437,6 +437,7 @@ absl::StatusOr<RunReport> RunFlashSale(const FlashSaleConfig& config) {
   absl::StatusOr<std::vector<int64_t>> coupon_ids =
       CreateCoupons(stubs.front(), config, run_id);
   if (!coupon_ids.ok()) return coupon_ids.status();
+  if (config.on_coupons) config.on_coupons(*coupon_ids);
   PlanSpec spec;
   spec.users = static_cast<uint32_t>(config.users);
   spec.calls = static_cast<uint64_t>(config.requests);

@@ -5,6 +5,7 @@
 // request's result, then check the invariants against PostgreSQL.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,10 @@ struct FlashSaleConfig {
   // gateway allows only to admins; empty sends none.
   std::string admin_token;
   std::vector<NamedPid> pids;  // processes whose CPU is accounted
+  // Called once with the run's coupon ids, after they are created and
+  // before the first IssueCoupon call: a test starts there what must touch
+  // only this run's coupons (the Redis mode's outbox scheduler). Empty: none.
+  std::function<void(const std::vector<int64_t>& coupon_ids)> on_coupons;
 
   // Fills the -1 sizes from the workload, then checks every field.
   absl::Status Resolve();

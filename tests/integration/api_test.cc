@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/issuance_stack.h"
 #include "tests/testing/raw_message.h"
+#include "tests/testing/stack_env.h"
 
 namespace coupon::testing {
 namespace {
@@ -385,6 +386,11 @@ TEST_F(ApiTest, ShutdownEndsOpenWatchesWithUnavailable) {
 TEST_F(ApiTest, SecondGatewayOnABusyPortFailsToStart) {
   gateway::GatewayConfig config;
   config.listen = absl::StrCat("127.0.0.1:", stack_->port());
+  // This stack's servers and topics, not the defaults (another stack's).
+  config.kafka_brokers = KafkaBrokers();
+  config.pg_dsn = PgDsn();
+  config.request_topic = TestKafka().request_topic;
+  config.result_topic = TestKafka().result_topic;
   auto second = gateway::GatewayServer::Start(config);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(), HasSubstr("cannot listen"));

@@ -55,7 +55,9 @@ class FlashSaleTest : public ::testing::TestWithParam<Setup> {
         final_outcome[c.request_id] = c.response.outcome();
       }
     }
-    if (redis()) EXPECT_TRUE(accepted.empty()) << "redis decides on the spot";
+    if (redis()) {
+      EXPECT_TRUE(accepted.empty()) << "redis decides on the spot";
+    }
     *accepted_count = accepted.size();
 
     // Every accepted request gets exactly one result on its stream, and each
@@ -89,6 +91,7 @@ class FlashSaleTest : public ::testing::TestWithParam<Setup> {
     if (!redis()) return;
     outbox::OutboxConfig config;
     config.pg_dsn = PgDsn();
+    config.redis_addr = RedisAddr();
     config.only_coupon_ids = {coupon};  // leave other tests' rows alone
     auto scheduler = outbox::OutboxScheduler::Create(config);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();

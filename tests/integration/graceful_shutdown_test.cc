@@ -13,18 +13,19 @@
 // The processes' /metrics are read (and checked line by line) to see what
 // they are doing.
 
-#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/events/event_codec.h"
@@ -36,6 +37,7 @@
 #include "tests/testing/exposition.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/stack_env.h"
+#include "tests/testing/wait.h"
 
 namespace coupon::testing {
 namespace {
@@ -55,104 +57,6 @@ constexpr int kUsersPerWave = 8;  // per coupon
 // coupon with fewer copies than calls.
 constexpr int kInFlight = 100;
 constexpr int64_t kInFlightStock = 60;
-
-// Topics and a consumer group of this run only: two runs at once (two build
-// trees, two developers) never share events. The topics are deleted at the
-// end.
-struct RunNames {
-  std::string request, result, dead_letter, group;
-};
-const RunNames& Names() {
-  static const RunNames names = [] {
-    const std::string run = absl::StrCat("coupon-test-shutdown-", getpid(), "-",
-                                         absl::ToUnixSeconds(absl::Now()));
-    return RunNames{run + "-request", run + "-result", run + "-request.dlq", run};
-  }();
-  return names;
-}
-
-/// librdkafka's admin API (C only): creates and deletes the run's topics.
-class TopicAdmin {
- public:
-  TopicAdmin() {
-    char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", KafkaBrokers().c_str(), err, sizeof(err));
-    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    CHECK(rk_ != nullptr) << err;
-    queue_ = rd_kafka_queue_new(rk_);
-  }
-  ~TopicAdmin() {
-    rd_kafka_queue_destroy(queue_);
-    rd_kafka_destroy(rk_);
-  }
-
-  // Creates the run's topics and waits until every partition has a leader.
-  void Create() {
-    char err[512];
-    std::vector<rd_kafka_NewTopic_t*> topics;
-    for (const auto& [name, partitions] :
-         {std::pair{Names().request, kPartitions}, std::pair{Names().result, kPartitions},
-          std::pair{Names().dead_letter, 1}}) {
-      topics.push_back(rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof(err)));
-    }
-    rd_kafka_CreateTopics(rk_, topics.data(), topics.size(), nullptr, queue_);
-    rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue_, 30000);
-    ASSERT_NE(event, nullptr) << "no answer to CreateTopics; " << kStackHint;
-    size_t n = 0;
-    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(
-        rd_kafka_event_CreateTopics_result(event), &n);
-    for (size_t i = 0; i < n; ++i) {
-      const rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
-      EXPECT_EQ(e, RD_KAFKA_RESP_ERR_NO_ERROR)
-          << rd_kafka_topic_result_name(results[i]) << ": " << rd_kafka_err2str(e);
-    }
-    rd_kafka_event_destroy(event);
-    const absl::Time until = absl::Now() + absl::Seconds(30);
-    while (!Led()) {
-      ASSERT_LT(absl::Now(), until) << "the test's topics have no leaders yet";
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-  }
-
-  void Delete() {
-    std::vector<rd_kafka_DeleteTopic_t*> topics;
-    for (const std::string* name : {&Names().request, &Names().result, &Names().dead_letter}) {
-      topics.push_back(rd_kafka_DeleteTopic_new(name->c_str()));
-    }
-    rd_kafka_DeleteTopics(rk_, topics.data(), topics.size(), nullptr, queue_);
-    rd_kafka_DeleteTopic_destroy_array(topics.data(), topics.size());
-    if (rd_kafka_event_t* event = rd_kafka_queue_poll(queue_, 30000)) {
-      rd_kafka_event_destroy(event);
-    }
-  }
-
- private:
-  // Every partition of the request and result topics has a leader.
-  bool Led() {
-    const rd_kafka_metadata_t* metadata = nullptr;
-    if (rd_kafka_metadata(rk_, 1, nullptr, &metadata, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return false;
-    }
-    int ready = 0;
-    for (int t = 0; t < metadata->topic_cnt; ++t) {
-      const rd_kafka_metadata_topic_t& topic = metadata->topics[t];
-      if (topic.topic != Names().request && topic.topic != Names().result) continue;
-      bool led = topic.err == RD_KAFKA_RESP_ERR_NO_ERROR && topic.partition_cnt == kPartitions;
-      for (int p = 0; led && p < topic.partition_cnt; ++p) {
-        led = topic.partitions[p].leader >= 0 &&
-              topic.partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR;
-      }
-      ready += led;
-    }
-    rd_kafka_metadata_destroy(metadata);
-    return ready == 2;
-  }
-
-  rd_kafka_t* rk_ = nullptr;
-  rd_kafka_queue_t* queue_ = nullptr;
-};
 
 // A consumer of the result topic with no group: the end offsets now, and
 // later every result between them and the (then) end.
@@ -177,7 +81,7 @@ class ResultTopicReader {
     std::vector<RdKafka::TopicPartition*> assignment;
     int64_t left = 0;
     for (int p = 0; p < kPartitions; ++p) {
-      assignment.push_back(RdKafka::TopicPartition::create(Names().result, p, start_[p]));
+      assignment.push_back(RdKafka::TopicPartition::create(TestKafka().result_topic, p, start_[p]));
       left += end[p] - start_[p];
     }
     consumer_->assign(assignment);
@@ -194,7 +98,7 @@ class ResultTopicReader {
       EXPECT_TRUE(r.ok()) << r.status();
       if (r.ok()) out.push_back(*r);
     }
-    EXPECT_EQ(left, 0) << "results not read back from " << Names().result;
+    EXPECT_EQ(left, 0) << "results not read back from " << TestKafka().result_topic;
     consumer_->unassign();
     return out;
   }
@@ -207,12 +111,12 @@ class ResultTopicReader {
       // A new topic's leaders may take a moment to answer.
       const absl::Time until = absl::Now() + absl::Seconds(30);
       RdKafka::ErrorCode err;
-      while ((err = consumer_->query_watermark_offsets(Names().result, p, &low, &high,
+      while ((err = consumer_->query_watermark_offsets(TestKafka().result_topic, p, &low, &high,
                                                        5000)) != RdKafka::ERR_NO_ERROR &&
              absl::Now() < until) {
         absl::SleepFor(absl::Milliseconds(200));
       }
-      EXPECT_EQ(err, RdKafka::ERR_NO_ERROR) << Names().result << "/" << p;
+      EXPECT_EQ(err, RdKafka::ERR_NO_ERROR) << TestKafka().result_topic << "/" << p;
       ends.push_back(high);
     }
     return ends;
@@ -241,15 +145,6 @@ struct Service {
   }
 };
 
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time until = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= until) return false;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return true;
-}
-
 class GracefulShutdownTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -261,31 +156,34 @@ class GracefulShutdownTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (Service* s : services_) {
-      if (HasFailure()) LOG(INFO) << s->name << " log:\n" << s->process->LogTail(40);
-      s->process.reset();  // killed if it still runs
+    for (Service& s : services_) {
+      if (!s.process) continue;
+      if (HasFailure()) LOG(INFO) << s.name << " log:\n" << s.process->LogTail(40);
+      s.process.reset();  // killed if it still runs
     }
-    admin_.Delete();
   }
+
+  // A service of the test's, owned by the fixture so that TearDown, which
+  // runs after the test body has returned, still finds it.
+  Service& NewService() { return services_.emplace_back(); }
 
   void Start(Service& s, const std::string& binary, std::vector<std::string> args) {
     s.metrics_port = FreeLoopbackPort();
     args.push_back(absl::StrCat("--metrics_port=", s.metrics_port));
     args.push_back(absl::StrCat("--kafka_brokers=", KafkaBrokers()));
     args.push_back(absl::StrCat("--pg_dsn=", PgDsn()));
-    args.push_back(absl::StrCat("--request_topic=", Names().request));
-    args.push_back(absl::StrCat("--result_topic=", Names().result));
+    args.push_back(absl::StrCat("--request_topic=", TestKafka().request_topic));
+    args.push_back(absl::StrCat("--result_topic=", TestKafka().result_topic));
     auto p = ChildProcess::Start(binary, args, dir_ + s.name + ".log");
     ASSERT_TRUE(p.ok()) << p.status();
     s.process = std::move(*p);
-    services_.push_back(&s);
   }
 
   void StartWorker(Service& s, const std::string& name) {
     s.name = name;
     Start(s, COUPON_WORKER_BIN,
-          {absl::StrCat("--group_id=", Names().group),
-           absl::StrCat("--dead_letter_topic=", Names().dead_letter),
+          {absl::StrCat("--group_id=", TestKafka().group),
+           absl::StrCat("--dead_letter_topic=", TestKafka().dead_letter_topic),
            absl::StrCat("--session_timeout_ms=", kSessionTimeoutMs),
            "--kafka_properties=heartbeat.interval.ms=500"});
   }
@@ -314,44 +212,45 @@ class GracefulShutdownTest : public ::testing::Test {
     return r->GetInt64(0, 0);
   }
 
-  TopicAdmin admin_;
   std::string dir_;
   std::unique_ptr<pg::Connection> db_;
-  std::vector<Service*> services_;
+  std::deque<Service> services_;  // stable references
 };
 
 TEST_F(GracefulShutdownTest, SigtermMidSaleLosesNothingAndMovesPartitionsAtOnce) {
-  ASSERT_NO_FATAL_FAILURE(admin_.Create());
+  TestKafka();  // the run's own topics and group, made now
   ResultTopicReader results_topic;
 
-  Service w1, w2, g1, g2;
+  Service& w1 = NewService();
+  Service& w2 = NewService();
+  Service& g1 = NewService();
+  Service& g2 = NewService();
   ASSERT_NO_FATAL_FAILURE(StartWorker(w1, "worker-1"));
   ASSERT_NO_FATAL_FAILURE(StartWorker(w2, "worker-2"));
   auto assigned = [](const Service& w) {
     return w.MetricOr0("coupon_worker_assigned_partitions");
   };
-  ASSERT_TRUE(WaitUntil(
+  ASSERT_TRUE(WaitFor(
       [&] {
         return HttpGet(w1.metrics_port, "/readyz").status == 200 &&
                HttpGet(w2.metrics_port, "/readyz").status == 200 &&
                assigned(w1) > 0 && assigned(w2) > 0 &&
                assigned(w1) + assigned(w2) == kPartitions;
       },
-      absl::Seconds(90)))
-      << "the workers do not share the partitions; " << kStackHint;
+      absl::Seconds(90), "the workers share the partitions"))
+      << kStackHint;
   EXPECT_EQ(HttpGet(w1.metrics_port, "/healthz").status, 200);
 
   // The first gateway batches its events for a second, so calls are still
   // waiting for their acknowledgement when it gets SIGTERM.
   ASSERT_NO_FATAL_FAILURE(StartGateway(g1, "gateway-1", /*linger_ms=*/1000));
   ASSERT_NO_FATAL_FAILURE(StartGateway(g2, "gateway-2", /*linger_ms=*/2));
-  ASSERT_TRUE(WaitUntil(
+  ASSERT_TRUE(WaitFor(
       [&] {
         return g1.MetricOr0("coupon_gateway_serving") == 1 &&
                g2.MetricOr0("coupon_gateway_serving") == 1;
       },
-      absl::Seconds(60)))
-      << "the gateways do not serve";
+      absl::Seconds(60), "both gateways serve"));
   // The HTTP twin of the health service, for probes that cannot speak TLS.
   EXPECT_EQ(HttpGet(g1.metrics_port, "/readyz").status, 200);
   EXPECT_EQ(HttpGet(g1.metrics_port, "/healthz").status, 200);
@@ -386,7 +285,9 @@ TEST_F(GracefulShutdownTest, SigtermMidSaleLosesNothingAndMovesPartitionsAtOnce)
   // until told to stop.
   std::atomic<bool> stop{false};
   std::atomic<int> waves{0};
+  std::atomic<bool> traffic_ended{false};
   std::thread traffic([&] {
+    absl::Cleanup ended = [&] { traffic_ended.store(true); };
     for (int wave = 0; !stop.load(); ++wave) {
       std::vector<std::vector<IssueCall>> calls(kCoupons);
       std::vector<std::thread> senders;
@@ -409,18 +310,31 @@ TEST_F(GracefulShutdownTest, SigtermMidSaleLosesNothingAndMovesPartitionsAtOnce)
       absl::SleepFor(absl::Milliseconds(100));
     }
   });
+  // However the test leaves, the traffic stops and is joined first.
+  absl::Cleanup join_traffic = [&] {
+    stop.store(true);
+    traffic.join();
+  };
+  // A wave takes at most its calls' 30 s deadline.
   auto wait_waves = [&](int n) {
     const int target = waves.load() + n;
-    while (waves.load() < target) absl::SleepFor(absl::Milliseconds(20));
+    ::testing::AssertionResult done = WaitFor(
+        [&] { return waves.load() >= target || traffic_ended.load(); }, absl::Seconds(120),
+        absl::StrCat(n, " more waves of traffic (wave ", waves.load(), " now)"));
+    if (done && waves.load() < target) {
+      return ::testing::AssertionFailure() << "the traffic ended after " << waves.load() << " waves";
+    }
+    return done;
   };
-  wait_waves(2);
+  ASSERT_TRUE(wait_waves(2));
 
   // --- SIGTERM to the first gateway, with a watch open and calls in flight.
   const std::string never = absl::StrCat(run, "-never-decided");
   WatchOutcome watch;
   std::thread watcher([&] { watch = WatchToEnd(*stub1, {never}, absl::Seconds(60)); });
-  ASSERT_TRUE(WaitUntil([&] { return g1.MetricOr0("coupon_gateway_watch_streams") >= 1; },
-                        absl::Seconds(30)));
+  absl::Cleanup join_watcher = [&] { watcher.join(); };  // the watch's deadline bounds it
+  ASSERT_TRUE(WaitFor([&] { return g1.MetricOr0("coupon_gateway_watch_streams") >= 1; },
+                      absl::Seconds(30), "gateway-1 counts the open watch"));
   std::vector<IssueCall> in_flight;
   for (int u = 0; u < kInFlight; ++u) {
     const std::string user = absl::StrCat(run, "-g1-u", u);
@@ -428,15 +342,17 @@ TEST_F(GracefulShutdownTest, SigtermMidSaleLosesNothingAndMovesPartitionsAtOnce)
   }
   std::thread flight([&] { IssueConcurrently(*stub1, in_flight_coupon, in_flight); });
   double open_calls = 0;
-  WaitUntil(
+  // Not asserted: SIGTERM goes after 5 s with what is open by then, and the
+  // checks below say whether any call was.
+  (void)WaitFor(
       [&] {
         open_calls = g1.MetricOr0("coupon_gateway_issue_in_flight");
         return open_calls >= kInFlight;
       },
-      absl::Seconds(5));
+      absl::Seconds(5), "every call open at gateway-1");
   g1.process->Signal(SIGTERM);
   flight.join();
-  watcher.join();
+  std::move(join_watcher).Invoke();
   // Calls that reached the gateway after its shutdown began were refused:
   // the client tries another gateway with the same request id, as clients
   // are told to.
@@ -472,23 +388,23 @@ TEST_F(GracefulShutdownTest, SigtermMidSaleLosesNothingAndMovesPartitionsAtOnce)
 
   // --- SIGTERM to the first worker while the sale goes on, right after it
   // finished a batch.
-  wait_waves(1);
+  ASSERT_TRUE(wait_waves(1));
   const double batches = w1.MetricOr0("coupon_worker_batch_events_count");
-  ASSERT_TRUE(WaitUntil(
+  ASSERT_TRUE(WaitFor(
       [&] { return w1.MetricOr0("coupon_worker_batch_events_count") > batches; },
-      absl::Seconds(30)))
-      << "worker-1 decides nothing: the test would not stop it mid-sale";
+      absl::Seconds(30), "worker-1 decides a batch (else the test would not stop it mid-sale)"));
   const absl::Time sigterm = absl::Now();
   w1.process->Signal(SIGTERM);
   absl::StatusOr<int> w1_exit = w1.process->Wait(absl::Seconds(60));
   ASSERT_TRUE(w1_exit.ok()) << w1_exit.status();
   EXPECT_EQ(*w1_exit, 0) << "worker-1 exit status";
-  const bool moved =
-      WaitUntil([&] { return assigned(w2) == kPartitions; },
-                absl::Milliseconds(kSessionTimeoutMs) + absl::Seconds(15));
+  const ::testing::AssertionResult moved =
+      WaitFor([&] { return assigned(w2) == kPartitions; },
+              absl::Milliseconds(kSessionTimeoutMs) + absl::Seconds(15),
+              "worker-2 owns every partition");
   const absl::Duration took = absl::Now() - sigterm;
   LOG(INFO) << "worker-1's partitions reached worker-2 " << took << " after SIGTERM";
-  EXPECT_TRUE(moved) << "worker-2 never got every partition";
+  EXPECT_TRUE(moved);
   // Left alone, the group would wait for the session timeout; a worker that
   // leaves the group hands its partitions over at the next heartbeat.
   EXPECT_LT(took, absl::Milliseconds(kSessionTimeoutMs) / 2)
@@ -499,9 +415,8 @@ TEST_F(GracefulShutdownTest, SigtermMidSaleLosesNothingAndMovesPartitionsAtOnce)
     std::lock_guard<std::mutex> lock(mu);
     accepted_at_handover = accepted.size();
   }
-  wait_waves(2);
-  stop.store(true);
-  traffic.join();
+  ASSERT_TRUE(wait_waves(2));
+  std::move(join_traffic).Invoke();
   EXPECT_GT(accepted.size(), accepted_at_handover) << "no request was accepted after the handover";
   ASSERT_FALSE(HasFatalFailure());
 
@@ -565,7 +480,7 @@ TEST_F(GracefulShutdownTest, SigtermMidSaleLosesNothingAndMovesPartitionsAtOnce)
                          {{"outcome", "ACCEPTED"}, {"code", "OK"}}),
             0);
   EXPECT_GT(g2.MetricOr0("coupon_kafka_producer_ack_latency_seconds_count",
-                         {{"topic", Names().request}}),
+                         {{"topic", TestKafka().request_topic}}),
             0);
   LOG(INFO) << "shutdown test: " << waves.load() << " waves, " << requests.size()
             << " requests, " << accepted.size() << " accepted";

@@ -9,50 +9,35 @@
 #include <fstream>
 #include <mutex>
 
-#include <librdkafka/rdkafkacpp.h>
-
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "gtest/gtest.h"
+#include "tests/testing/kafka_topics.h"
 #include "tests/testing/stack_env.h"
 
 namespace coupon::testing {
 namespace {
 
-constexpr const char* kTestGroup = "coupon-issuer-test";
+// Set once TestKafka() made the topics; DeleteTestTopics deletes them then.
+std::atomic<bool> test_topics_made{false};
 
-// Commits the end of every partition for the test group, once per process, so
-// its workers start after the events of earlier runs and benchmarks (which
-// the real group `coupon-issuer` decides) instead of replaying them all.
-void SkipTestGroupToEnd(const std::string& topic) {
-  static bool done = false;
-  if (done) return;
-  done = true;
-  std::string error;
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  conf->set("bootstrap.servers", KafkaBrokers(), error);
-  conf->set("group.id", kTestGroup, error);
-  conf->set("enable.auto.commit", "false", error);
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
-      RdKafka::KafkaConsumer::create(conf.get(), error));
-  CHECK(consumer) << error;
-  std::vector<RdKafka::TopicPartition*> ends;
-  for (int32_t p = 0;; ++p) {
-    int64_t low = 0, high = 0;
-    if (consumer->query_watermark_offsets(topic, p, &low, &high, 10000) !=
-        RdKafka::ERR_NO_ERROR) {
-      break;  // past the last partition
-    }
-    ends.push_back(RdKafka::TopicPartition::create(topic, p, high));
+/// Deletes the run's topics after the last test of the program (gtest calls
+/// TearDown on the main thread once every test, and so every gateway and
+/// worker, is done).
+class DeleteTestTopics : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (!test_topics_made.load()) return;
+    const KafkaNames& names = TestKafka();
+    TopicAdmin admin(KafkaBrokers());
+    absl::Status s =
+        admin.Delete({names.request_topic, names.result_topic, names.dead_letter_topic});
+    if (!s.ok()) LOG(WARNING) << "the test's topics are left on the broker: " << s;
   }
-  CHECK(!ends.empty()) << "no partitions of " << topic << "; " << kStackHint;
-  RdKafka::ErrorCode err = consumer->commitSync(ends);
-  if (err != RdKafka::ERR_NO_ERROR) {
-    LOG(WARNING) << "test group offsets not moved: " << RdKafka::err2str(err);
-  }
-  RdKafka::TopicPartition::destroy(ends);
-  consumer->close();
-}
+};
+// Registered before main, as gtest wants its environments.
+::testing::Environment* const kDeleteTestTopics =
+    ::testing::AddGlobalTestEnvironment(new DeleteTestTopics);
 
 /// Adds the admin token to every call of the channel it is installed on.
 class BearerInterceptor final : public grpc::experimental::Interceptor {
@@ -77,6 +62,25 @@ class BearerInterceptorFactory final
 };
 
 }  // namespace
+
+const KafkaNames& TestKafka() {
+  static const KafkaNames names = [] {
+    KafkaNames n{RunPrefix("request"), RunPrefix("result"), RunPrefix("request.dlq"),
+                 RunPrefix("group")};
+    TopicAdmin admin(KafkaBrokers());
+    absl::StatusOr<int> swept = SweepDeadRunTopics(admin);
+    if (!swept.ok()) LOG(WARNING) << "topics of dead test runs not swept: " << swept.status();
+    absl::Status made = admin.Create({{n.request_topic, kTestPartitions},
+                                      {n.result_topic, kTestPartitions},
+                                      {n.dead_letter_topic, 1}});
+    CHECK(made.ok()) << made << "; " << kStackHint;
+    test_topics_made.store(true);
+    LOG(INFO) << "this test's topics: " << n.request_topic << ", " << n.result_topic << ", "
+              << n.dead_letter_topic << "; group " << n.group;
+    return n;
+  }();
+  return names;
+}
 
 const std::string& AdminToken() {
   static const std::string token = absl::StrCat(
@@ -144,6 +148,10 @@ int IssuanceStack::AddGateway(
   config.admin.tokens_file = AdminTokensFile();
   config.user_rate_limit.per_second = 0;
   config.metrics_port = 0;  // tests run side by side: no fixed ports
+  if (issuer == "kafka") {
+    config.request_topic = TestKafka().request_topic;
+    config.result_topic = TestKafka().result_topic;
+  }
   if (adjust) adjust(config);
   auto server = gateway::GatewayServer::Start(config);
   CHECK(server.ok()) << server.status() << "; " << kStackHint;
@@ -169,11 +177,13 @@ void IssuanceStack::AddWorker() {
   worker::WorkerConfig config;
   config.kafka_brokers = KafkaBrokers();
   config.pg_dsn = PgDsn();
-  // A group of their own, so a locally running system (scripts/up) does not
-  // share the partitions; it starts at the end of the log (see above). Short
-  // sessions so a crashed test's members do not hold partitions for long.
-  config.group_id = kTestGroup;
-  SkipTestGroupToEnd(config.request_topic);
+  // Topics and a group of this test's own: no other worker decides its
+  // events. Short sessions so a crashed test's members do not hold
+  // partitions for long.
+  config.group_id = TestKafka().group;
+  config.request_topic = TestKafka().request_topic;
+  config.result_topic = TestKafka().result_topic;
+  config.dead_letter_topic = TestKafka().dead_letter_topic;
   config.session_timeout_ms = 6000;
   config.metrics_port = 0;
   workers_.push_back(std::make_unique<WorkerThread>(config));
@@ -237,8 +247,15 @@ void IssueConcurrently(v1::CouponService::Stub& stub, int64_t coupon_id,
                               });
     flights.push_back(std::move(f));
   }
+  // gRPC answers every call by its deadline; a call still open well after
+  // it is a bug the test must not wait for. CHECK: the calls write into
+  // `calls` and `flights`, which must outlive them.
   std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return done == calls.size(); });
+  const absl::Duration grace = absl::Seconds(30);
+  CHECK(cv.wait_for(lock, absl::ToChronoSeconds(deadline + grace),
+                    [&] { return done == calls.size(); }))
+      << calls.size() - done << " of " << calls.size() << " IssueCoupon calls unanswered "
+      << grace << " after their deadline";
 }
 
 WatchOutcome WatchToEnd(v1::CouponService::Stub& stub,

@@ -2,6 +2,9 @@
 
 // Runs real gateways and issuer-workers in this process against the real
 // Kafka and PostgreSQL, and talks to the gateways over gRPC like any client.
+// Their topics and consumer group are this test process's own (TestKafka),
+// so no other worker on the broker (the one scripts/up leaves running,
+// another test run) decides their events, and they decide no one else's.
 
 #include <grpcpp/grpcpp.h>
 
@@ -21,6 +24,21 @@
 #include "issuer-worker/worker.h"
 
 namespace coupon::testing {
+
+// The Kafka names of this test process: a request, a result and a
+// dead-letter topic, and a consumer group, which no other process uses.
+// The first call makes the topics (with the stack's partition counts: 10,
+// 10 and 1) and waits until they are led, after deleting the topics of
+// earlier test runs that died; they are deleted when the test program ends.
+// CHECK-fails when the broker does not answer. Thread-safe.
+struct KafkaNames {
+  std::string request_topic;
+  std::string result_topic;
+  std::string dead_letter_topic;
+  std::string group;
+};
+inline constexpr int kTestPartitions = 10;
+const KafkaNames& TestKafka();
 
 // The admin bearer token every gateway of the harness accepts for
 // CreateCoupon, and the tokens file it reads it from (made once per process).
@@ -55,20 +73,21 @@ class IssuanceStack {
   ~IssuanceStack();
 
   // Returns the gateway's index.
-  // Returns once the gateway serves (its result listener is assigned). The
-  // replay window is short: tests make fresh coupons, and a long one would
-  // replay every benchmark result on the machine.
+  // Returns once the gateway serves (its result listener is assigned). A
+  // Kafka-mode gateway uses TestKafka()'s topics. The replay window is short:
+  // tests make fresh coupons.
   // The gateways accept AdminToken() and have no per-user limit (the tests
   // send many calls per user); `adjust` may change any setting before start.
   // stub() is an admin client: its calls carry AdminToken().
   int AddGateway(absl::Duration result_replay_window = absl::Minutes(1),
                  const std::string& issuer = "kafka",
                  const std::function<void(gateway::GatewayConfig&)>& adjust = {});
+  // A worker in TestKafka()'s group, on its topics.
   void AddWorker();
   // Stops (and removes) the oldest worker; it leaves the group.
   void StopWorker();
   // Waits until the live workers share all `partitions` and each owns some.
-  void WaitForAssignment(int partitions = 10);
+  void WaitForAssignment(int partitions = kTestPartitions);
   void StopGateway(int index);
 
   v1::CouponService::Stub& stub(int gateway = 0) { return *stubs_.at(gateway); }

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/pg/pg.h"
 #include "glog/logging.h"
@@ -22,12 +23,14 @@
 #include "tests/testing/http_client.h"
 #include "tests/testing/stack_env.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
 
 namespace coupon::outbox {
 namespace {
 
 using ::coupon::testing::IsOk;
 using ::coupon::testing::StatusIs;
+using ::coupon::testing::WaitFor;
 
 class OutboxSchedulerTest : public ::testing::Test {
  protected:
@@ -97,6 +100,7 @@ class OutboxSchedulerTest : public ::testing::Test {
   static OutboxConfig ConfigFor(std::vector<int64_t> coupons) {
     OutboxConfig config;
     config.pg_dsn = coupon::testing::PgDsn();
+    config.redis_addr = coupon::testing::RedisAddr();
     config.only_coupon_ids = std::move(coupons);
     return config;
   }
@@ -197,8 +201,16 @@ TEST_F(OutboxSchedulerTest, TwoSchedulersProcessEachRowExactlyOnce) {
     int passes = 0;
     absl::Status error;
   };
+  // Passes until one claims nothing. Each row is claimed once, so far fewer
+  // passes than rows end it; a scheduler that claims the same rows again
+  // would pass forever, hence the bound.
   auto drain = [](OutboxScheduler* s, Totals* t) {
     for (;;) {
+      if (t->passes > kCoupons * kRowsPerCoupon) {
+        t->error = absl::InternalError(
+            absl::StrCat(t->passes, " passes and still claiming rows: rows are claimed again"));
+        return;
+      }
       absl::StatusOr<PassStats> pass = s->RunOnce();
       if (!pass.ok()) {
         t->error = pass.status();
@@ -381,16 +393,17 @@ TEST_F(OutboxSchedulerTest, RunProcessesRowsUntilStopped) {
   std::atomic<bool> stop{false};
   absl::Status ran = absl::UnknownError("not run");
   std::thread runner([&] { ran = scheduler->Run(stop); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (Rows(coupon, "state = 'DONE'") < 4 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
+  {
+    absl::Cleanup join_runner = [&] {
+      stop.store(true);
+      runner.join();
+    };
+    ASSERT_TRUE(WaitFor([&] { return Rows(coupon, "state = 'DONE'") >= 4; },
+                        absl::Seconds(30), "the 4 rows DONE"));
+    Issue(coupon, 2);  // picked up by a later pass
+    ASSERT_TRUE(WaitFor([&] { return Rows(coupon, "state = 'DONE'") >= 6; },
+                        absl::Seconds(30), "the 2 rows issued later DONE"));
   }
-  Issue(coupon, 2);  // picked up by a later pass
-  while (Rows(coupon, "state = 'DONE'") < 6 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  stop.store(true);
-  runner.join();
   EXPECT_THAT(ran, IsOk());
   EXPECT_EQ(Remaining(coupon), 44);
   EXPECT_EQ(scheduler->counters().done.load(), 6);
@@ -408,11 +421,14 @@ TEST_F(OutboxSchedulerTest, DatabaseDownIsUnavailableAndRunGoesOn) {
   std::atomic<bool> stop{false};
   absl::Status ran = absl::UnknownError("not run");
   std::thread runner([&] { ran = scheduler->Run(stop); });
-  while (scheduler->counters().pass_errors.load() < 3) {
-    absl::SleepFor(absl::Milliseconds(20));
+  {
+    absl::Cleanup join_runner = [&] {
+      stop.store(true);
+      runner.join();
+    };
+    ASSERT_TRUE(WaitFor([&] { return scheduler->counters().pass_errors.load() >= 3; },
+                        absl::Seconds(60), "3 failed passes against the database that is down"));
   }
-  stop.store(true);
-  runner.join();
   EXPECT_THAT(ran, IsOk());
   EXPECT_EQ(scheduler->counters().passes.load(), 0);
 }

@@ -7,11 +7,13 @@
 #include <mutex>
 #include <set>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/issuance_stack.h"
+#include "tests/testing/wait.h"
 
 namespace coupon::testing {
 namespace {
@@ -41,10 +43,12 @@ TEST(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
   std::map<std::string, v1::IssueOutcome> final_outcome;
   std::atomic<bool> stop{false};
   std::atomic<int> waves{0};
+  std::atomic<bool> traffic_ended{false};
 
   // Traffic: wave after wave of new users (and some earlier ones again),
-  // every coupon at once, until told to stop.
+  // every coupon at once, until told to stop, or until an ASSERT ends it.
   std::thread traffic([&] {
+    absl::Cleanup ended = [&] { traffic_ended.store(true); };
     for (int wave = 0; !stop.load() || wave < 3; ++wave) {
       std::vector<std::vector<IssueCall>> calls(kCoupons);
       std::vector<std::thread> senders;
@@ -81,25 +85,38 @@ TEST(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
       waves++;
     }
   });
+  // However the test leaves, the traffic stops and is joined first.
+  absl::Cleanup join_traffic = [&] {
+    stop.store(true);
+    traffic.join();
+  };
 
   // The group changes under the traffic: 1 -> 2 -> 3 -> 2 workers, each
-  // change waited for until the partitions are shared again.
+  // change waited for until the partitions are shared again. A wave takes
+  // at most the calls' 30 s deadline; a traffic thread that failed ends the
+  // wait at once.
   auto wait_waves = [&](int n) {
     const int target = waves.load() + n;
-    while (waves.load() < target) absl::SleepFor(absl::Milliseconds(20));
+    ::testing::AssertionResult done = WaitFor(
+        [&] { return waves.load() >= target || traffic_ended.load(); }, absl::Seconds(120),
+        absl::StrCat(n, " more waves of traffic (wave ", waves.load(), " now)"));
+    if (done && waves.load() < target) {
+      return ::testing::AssertionFailure() << "the traffic ended after " << waves.load()
+                                           << " waves (see its failure above)";
+    }
+    return done;
   };
-  wait_waves(1);
+  ASSERT_TRUE(wait_waves(1));
   stack.AddWorker();
   stack.WaitForAssignment();
-  wait_waves(1);
+  ASSERT_TRUE(wait_waves(1));
   stack.AddWorker();
   stack.WaitForAssignment();
-  wait_waves(1);
+  ASSERT_TRUE(wait_waves(1));
   stack.StopWorker();
   stack.WaitForAssignment();
-  wait_waves(1);
-  stop.store(true);
-  traffic.join();
+  ASSERT_TRUE(wait_waves(1));
+  std::move(join_traffic).Invoke();
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
 
   for (size_t i = 0; i < accepted.size(); i += 1000) {

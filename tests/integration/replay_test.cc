@@ -66,12 +66,12 @@ class ReplayTest : public ::testing::Test {
       std::vector<RdKafka::TopicPartition*> ends;
       for (int32_t p = 0;; ++p) {
         int64_t low = 0, high = 0;
-        if (consumer_->query_watermark_offsets("coupon-issue-result", p, &low,
+        if (consumer_->query_watermark_offsets(TestKafka().result_topic, p, &low,
                                                &high, 10000) !=
             RdKafka::ERR_NO_ERROR) {
           break;
         }
-        ends.push_back(RdKafka::TopicPartition::create("coupon-issue-result", p, high));
+        ends.push_back(RdKafka::TopicPartition::create(TestKafka().result_topic, p, high));
       }
       CHECK(!ends.empty()) << kStackHint;
       consumer_->assign(ends);
@@ -170,10 +170,10 @@ TEST_F(ReplayTest, RedeliveredEventRepublishesTheStoredResult) {
   // publishes for them.
   ResultTopic topic;
   IssueRequest replay{id, coupon, "first", absl::ToUnixMicros(absl::Now()), "test"};
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(replay));
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), EncodeIssueRequested(replay));
   IssueRequest next{absl::StrCat(id, "-next"), coupon, "second",
                     absl::ToUnixMicros(absl::Now()), "test"};
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(next));
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), EncodeIssueRequested(next));
 
   std::vector<IssueResult> published = topic.Read(
       {id, next.request_id}, 1, absl::Now() + absl::Seconds(60));
@@ -192,10 +192,10 @@ TEST_F(ReplayTest, RedeliveredEventRepublishesTheStoredResult) {
   by_coupon.set_coupon_id(coupon);
   auto reader = stack_->stub().WatchIssueResults(&ctx, by_coupon);
   reader->WaitForInitialMetadata();
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(replay));
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), EncodeIssueRequested(replay));
   IssueRequest last{absl::StrCat(id, "-last"), coupon, "third",
                     absl::ToUnixMicros(absl::Now()), "test"};
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(last));
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), EncodeIssueRequested(last));
   // Until `last` (the gateway may pass on `-next` still, if it learns of it
   // only now).
   v1::IssueResult r;
@@ -212,7 +212,7 @@ TEST_F(ReplayTest, RedeliveredEventRepublishesTheStoredResult) {
 
 TEST_F(ReplayTest, PoisonEventGoesToTheDeadLetterTopicAndThePartitionMovesOn) {
   const int64_t coupon = stack_->CreateCoupon(5).coupon_id();
-  const std::string dlq = "coupon-issue-request.dlq";
+  const std::string dlq = TestKafka().dead_letter_topic;
 
   // Where the dead-letter topic ends now.
   std::string error;
@@ -228,10 +228,10 @@ TEST_F(ReplayTest, PoisonEventGoesToTheDeadLetterTopicAndThePartitionMovesOn) {
             RdKafka::ERR_NO_ERROR);
 
   const std::string garbage = absl::StrCat("\x0f\xff not a protobuf ", coupon);
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), garbage);
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), garbage);
   IssueRequest unknown{absl::StrCat("ghost-", coupon), coupon + 1'000'000, "u",
                        absl::ToUnixMicros(absl::Now()), "test"};
-  ProduceRaw("coupon-issue-request", CouponKey(coupon), EncodeIssueRequested(unknown));
+  ProduceRaw(TestKafka().request_topic, CouponKey(coupon), EncodeIssueRequested(unknown));
 
   // A good request behind them, in the same partition, is still decided.
   const std::string id = absl::StrCat("after-poison-", coupon);
