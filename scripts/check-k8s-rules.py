@@ -344,7 +344,9 @@ def check_kafka(ov):
     uses_kafka = "coupon-issuer-worker" in ov.workloads or (
         "coupon-gateway" in ov.workloads
         and ov.literal(ov.workloads["coupon-gateway"][2], "ISSUER", "kafka") == "kafka")
-    kafka_objs = ov.kinds("Kafka", "KafkaNodePool", "KafkaTopic")
+    # A Kafka cluster nobody uses is cost and risk; topics alone are kept on purpose (the
+    # Redis issuer keeps them, so switching back loses nothing).
+    kafka_objs = ov.kinds("Kafka", "KafkaNodePool")
     if kafka_objs and not uses_kafka:
         ov.bad("renders %s, but nothing here uses Kafka" % ", ".join(sorted({o["kind"] for o in kafka_objs})))
     for k in ov.kinds("Kafka"):
