@@ -36,14 +36,6 @@ BINARIES = {
     "coupon-outbox-scheduler": "issuer-worker/outbox/main.cc",
 }
 OUR_IMAGES = set(BINARIES) | {"coupon-migrate"}
-# Flags the lead announced and is adding (issue 10): accepted before they exist in main.cc,
-# with a notice; once one exists, this list must lose it (the check fails until then), so
-# that a name that came out differently is caught instead of being silently ignored.
-PENDING_FLAGS = {
-    "coupon-gateway": {"RESULT_CACHE_MIB", "HOLDER_CACHE_MIB", "MAX_WATCHES"},
-    "coupon-issuer-worker": {"PG_LOCK_TIMEOUT", "PG_STATEMENT_TIMEOUT",
-                             "PG_IDLE_IN_TRANSACTION_TIMEOUT", "PG_KEEPALIVES_IDLE"},
-}
 # Read by libpq itself, which all three binaries and psql use: not flags, still read.
 LIBPQ_ENV = {"PGPASSWORD", "PGPASSFILE", "PGSSLROOTCERT", "PGAPPNAME"}
 # PostgreSQL connections each process opens at most, besides the gateway's PG_POOL_SIZE.
@@ -81,16 +73,6 @@ def flags_of(main_cc):
 
 
 FLAGS = {image: flags_of(path) for image, path in BINARIES.items()}
-for image, pending in PENDING_FLAGS.items():
-    for flag in sorted(pending & FLAGS[image]):
-        problems.append("PENDING_FLAGS: %s is now a flag of %s: remove it from PENDING_FLAGS in "
-                        "scripts/check-k8s-rules.py" % (flag, image))
-    if pending - FLAGS[image]:
-        notices.append("not flags yet, accepted as announced (PENDING_FLAGS): %s: %s"
-                       % (image, " ".join(sorted(pending - FLAGS[image]))))
-    FLAGS[image] |= pending
-
-
 def stack_default(var):
     m = re.search(r'\$\{%s:=(\d+)\}' % var, open(os.path.join(repo, "scripts/stack")).read())
     return int(m.group(1))

@@ -123,7 +123,19 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(
       {"partitioner", "murmur2_random"},
       {"statistics.interval.ms", "1000"},
   };
-  for (const auto& [k, v] : config.extra) props[k] = v;
+  // What every guarantee rests on: an event is acknowledged only once every
+  // in-sync replica has it, and a retry never writes it twice or out of
+  // order. A property that would loosen it is refused, not applied.
+  for (const auto& [k, v] : config.extra) {
+    if ((k == "acks" && v != "all" && v != "-1") ||
+        (k == "enable.idempotence" && v != "true") || k == "partitioner") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kafka property ", k, "=", v,
+          ": the service needs acks=all, enable.idempotence=true and the "
+          "Java-compatible partitioner; remove it"));
+    }
+    props[k] = v;
+  }
   auto conf = MakeConf(props);
   if (!conf.ok()) return conf.status();
 

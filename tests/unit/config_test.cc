@@ -1,6 +1,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include "common/kafka/config.h"
+#include "common/kafka/producer.h"
 #include "gateway/gateway_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -65,6 +66,41 @@ TEST(KafkaProperties, ReachLibrdkafkaInTheGatewayAndTheWorker) {
   EXPECT_THAT(worker::IssuerWorker::Create(w),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("security.protocol")));
+}
+
+// What the guarantees rest on cannot be loosened from a Secret's properties.
+TEST(KafkaProperties, DurabilitySettingsCannotBeOverridden) {
+  for (const auto& [key, value] :
+       {std::pair<std::string, std::string>{"acks", "1"},
+        {"enable.idempotence", "false"},
+        {"partitioner", "consistent"}}) {
+    kafka::ProducerConfig config;
+    config.brokers = "127.0.0.1:1";
+    config.extra = {{key, value}};
+    EXPECT_THAT(kafka::Producer::Create(config),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(key)))
+        << key << "=" << value;
+  }
+  kafka::ProducerConfig same;
+  same.brokers = "127.0.0.1:1";
+  same.extra = {{"acks", "all"}, {"enable.idempotence", "true"}};
+  EXPECT_TRUE(kafka::Producer::Create(same).ok());
+}
+
+// The sessions' safety timeouts cannot be switched off in the worker.
+TEST(Config, WorkerRefusesSessionsWithoutTheirSafetyTimeouts) {
+  worker::WorkerConfig w;
+  w.pg_session.idle_in_transaction_timeout = absl::ZeroDuration();
+  EXPECT_THAT(w.Validate(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("--pg_idle_in_transaction_timeout")));
+  w = worker::WorkerConfig{};
+  w.pg_session.lock_timeout = absl::ZeroDuration();
+  EXPECT_THAT(w.Validate(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("--pg_lock_timeout")));
+  w = worker::WorkerConfig{};
+  w.pg_session.keepalives_count = -1;
+  EXPECT_THAT(w.Validate(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("--pg_keepalives_count")));
 }
 
 TEST(KafkaProperties, UnknownPropertyIsNamed) {
