@@ -5,6 +5,9 @@
 // connection, and when the producer's queue is full. Real gateways, worker,
 // Kafka and PostgreSQL (issue 10).
 
+#include <atomic>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
@@ -373,6 +376,57 @@ TEST(OneAnswerTest, AFullProducerQueueIsUnavailableAtOnce) {
   WatchOutcome w = WatchToEnd(stack.stub(), accepted);
   EXPECT_TRUE(w.status.ok()) << w.status.error_message();
   EXPECT_EQ(w.results.size(), accepted.size());
+}
+
+// A watch whose client does not read holds no unbounded queue on the
+// gateway: its stream ends with RESOURCE_EXHAUSTED, saying to watch again by
+// request ids, and the gateway goes on serving.
+TEST(OneAnswerTest, AWatchThatDoesNotReadIsEndedNotBuffered) {
+  IssuanceStack stack;
+  // Every request goes to the worker, so every result reaches live watches;
+  // 1 MiB of unsent results for all watches together.
+  stack.AddGateway(absl::Minutes(1), "kafka", [](gateway::GatewayConfig& c) {
+    c.precheck = false;
+    c.watch_queue_mib = 1;
+  });
+  stack.AddWorker();
+  const int64_t coupon = stack.CreateCoupon(1, "a flood").coupon_id();
+  // A client that takes 16 KiB and then nothing: HTTP/2 flow control keeps
+  // the rest on the gateway.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
+  auto slow = v1::CouponService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", stack.port()), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(3)));
+  v1::WatchIssueResultsRequest by_coupon;
+  by_coupon.set_coupon_id(coupon);
+  auto reader = slow->WatchIssueResults(&ctx, by_coupon);
+  reader->WaitForInitialMetadata();  // registered; it reads nothing now
+
+  const std::string run = absl::StrCat("flood-", coupon);
+  for (int wave = 0; wave < 8; ++wave) {
+    std::vector<IssueCall> calls;
+    for (int i = 0; i < 2000; ++i) {
+      const std::string id = absl::StrCat(run, "-", wave, "-", i);
+      calls.push_back({id, id, {}, {}});
+    }
+    IssueConcurrently(stack.stub(), coupon, calls);
+    WatchOutcome w = WatchToEnd(stack.stub(), {calls.back().request_id});
+    ASSERT_TRUE(w.status.ok()) << "the gateway stopped serving: " << w.status.error_message();
+  }
+  // Now read: what was sent before the end, then the end.
+  v1::IssueResult r;
+  size_t read = 0;
+  while (reader->Read(&r)) ++read;
+  grpc::Status status = reader->Finish();
+  LOG(INFO) << "the slow watch read " << read << " of 16,000 results, then: "
+            << status.error_message();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("request_ids"));
+  EXPECT_LT(read, 16000u);
 }
 
 }  // namespace
