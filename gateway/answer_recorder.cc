@@ -1,6 +1,7 @@
 #include "gateway/answer_recorder.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/metrics/metrics.h"
 #include "common/pg/rows.h"
@@ -49,20 +50,26 @@ struct RecorderMetrics {
 // The id's first result stands; a SOLD_OUT for a user who holds a copy is
 // ALREADY_ISSUED, as the worker would decide it. The holder is probed by
 // index, row by row: as a join the planner may scan all of user_coupons.
-const std::string& InsertSql() {
+// Answers back only what the caller cannot know: the ids that held a result
+// already (outcome NULL), and the rows stored ALREADY_ISSUED; usually none.
+constexpr char kStoreAnswers[] = "coupon_gateway_store_answers";
+const std::string& StoreAnswersSql() {
   static const std::string* sql = new std::string(absl::StrCat(
-      "INSERT INTO issue_results (request_id, coupon_id, user_id, outcome,"
-      " remaining_quantity, decided_at)"
-      " SELECT p.r, p.c, p.u,"
-      "   CASE WHEN p.o = 'SOLD_OUT' AND (SELECT 1 FROM user_coupons uc"
-      "     WHERE uc.coupon_id = p.c AND uc.user_id = p.u LIMIT 1) IS NOT NULL"
-      "   THEN 'ALREADY_ISSUED' ELSE p.o END,"
-      "   p.rem, ",
+      "WITH p AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[],"
+      "   $4::text[], $5::bigint[], $6::bigint[]) AS p(r, c, u, o, rem, at)),"
+      " ins AS (INSERT INTO issue_results (request_id, coupon_id, user_id,"
+      "   outcome, remaining_quantity, decided_at)"
+      "   SELECT p.r, p.c, p.u,"
+      "     CASE WHEN p.o = 'SOLD_OUT' AND (SELECT 1 FROM user_coupons uc"
+      "       WHERE uc.coupon_id = p.c AND uc.user_id = p.u LIMIT 1) IS NOT NULL"
+      "     THEN 'ALREADY_ISSUED' ELSE p.o END,"
+      "     p.rem, ",
       pg::MicrosToTimestamp("p.at"),
-      " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[],"
-      "   $5::bigint[], $6::bigint[]) AS p(r, c, u, o, rem, at)"
-      " ON CONFLICT (request_id) DO NOTHING"
-      " RETURNING request_id, outcome"));
+      "   FROM p ON CONFLICT (request_id) DO NOTHING"
+      "   RETURNING request_id, outcome)"
+      " SELECT request_id, outcome FROM ins WHERE outcome = 'ALREADY_ISSUED'"
+      " UNION ALL"
+      " SELECT p.r, NULL FROM p WHERE p.r NOT IN (SELECT request_id FROM ins)"));
   return *sql;
 }
 
@@ -155,9 +162,11 @@ void AnswerRecorder::Run() {
 absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
   if (!conn_ || !conn_->Reusable()) {
     conn_.reset();
-    ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(config_.pg_dsn,
-                                                    config_.connect_timeout,
-                                                    config_.session));
+    ASSIGN_OR_RETURN(auto conn, pg::Connection::Connect(config_.pg_dsn,
+                                                        config_.connect_timeout,
+                                                        config_.session));
+    RETURN_IF_ERROR(conn->Prepare(kStoreAnswers, StoreAnswersSql()));
+    conn_ = std::move(conn);
   }
   // One proposal per request id: the same request sent twice at once.
   absl::flat_hash_map<std::string, size_t> first;  // id -> index into batch
@@ -173,22 +182,22 @@ absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
     rem.push_back(std::max<int64_t>(0, p.remaining_quantity));
     at.push_back(p.decided_at);
   }
-  absl::StatusOr<pg::Result> inserted = conn_->Exec(
-      InsertSql(), {pg::TextArray(r), pg::Int64Array(c), pg::TextArray(u),
-                    pg::TextArray(o), pg::Int64Array(rem), pg::Int64Array(at)});
-  if (!inserted.ok()) {
+  absl::StatusOr<pg::Result> told = conn_->ExecPrepared(
+      kStoreAnswers, {pg::TextArray(r), pg::Int64Array(c), pg::TextArray(u),
+                      pg::TextArray(o), pg::Int64Array(rem), pg::Int64Array(at)});
+  if (!told.ok()) {
     if (!conn_->healthy()) conn_.reset();
-    return inserted.status();
+    return told.status();
   }
-  absl::flat_hash_map<std::string, Outcome> mine;
-  for (int i = 0; i < inserted->rows(); ++i) {
-    std::optional<Outcome> outcome = OutcomeFromName(inserted->Get(i, 1));
-    if (!outcome) return absl::InternalError("postgres: unknown outcome stored");
-    mine.emplace(std::string(inserted->Get(i, 0)), *outcome);
-  }
-  std::vector<std::string> taken;  // ids that held a result already
-  for (const std::string& id : r) {
-    if (!mine.contains(id)) taken.push_back(id);
+  absl::flat_hash_map<std::string, Outcome> turned;  // stored ALREADY_ISSUED
+  std::vector<std::string> taken;                    // held a result already
+  for (int i = 0; i < told->rows(); ++i) {
+    std::string id(told->Get(i, 0));
+    if (told->IsNull(i, 1)) {
+      taken.push_back(std::move(id));
+    } else {
+      turned.emplace(std::move(id), Outcome::kAlreadyIssued);
+    }
   }
   absl::flat_hash_map<std::string, IssueResult> existing;
   if (!taken.empty()) {
@@ -205,24 +214,26 @@ absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
       existing.emplace(stored.request_id, std::move(stored));
     }
   }
+  const absl::flat_hash_set<std::string> taken_set(taken.begin(), taken.end());
   RecorderMetrics& m = RecorderMetrics::Get();
-  m.stored.Inc(static_cast<double>(mine.size()));
+  m.stored.Inc(static_cast<double>(r.size() - taken.size()));
   m.existing.Inc(static_cast<double>(taken.size()));
   for (Item& item : batch) {
     const std::string& id = item.proposed.request_id;
-    if (auto it = mine.find(id); it != mine.end()) {
-      // This batch stored the id's result; a duplicate of the same request
-      // in the batch gets it too (its identity is checked by the caller).
-      item.stored = batch[first.at(id)].proposed;
-      item.stored->outcome = it->second;
-    } else if (auto it = existing.find(id); it != existing.end()) {
+    if (auto it = existing.find(id); it != existing.end()) {
       item.stored = it->second;
-    } else {
+      continue;
+    }
+    if (taken_set.contains(id)) {
       // Held at the insert, gone at the read: only a row deleted in
       // between, which the service never does.
       return absl::InternalError(absl::StrCat(
           "postgres: request ", id, " held a result, then none"));
     }
+    // This batch stored the id's result; a duplicate of the same request in
+    // the batch gets it too (its identity is checked by the caller).
+    item.stored = batch[first.at(id)].proposed;
+    if (auto it = turned.find(id); it != turned.end()) item.stored->outcome = it->second;
   }
   return absl::OkStatus();
 }

@@ -209,20 +209,48 @@ bool Connection::Reusable() {
          poll(&fd, 1, 0) == 0;
 }
 
-absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
-                                        const std::vector<Param>& params) {
+namespace {
+
+// What an executed statement's PGresult says: the result, or the status.
+absl::StatusOr<Result> Finished(PGconn* conn, PGresult* res) {
+  ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Result(res);
+  absl::Status status = ToStatus(conn, res);
+  if (res) PQclear(res);
+  return status;
+}
+
+std::vector<const char*> Values(const std::vector<Param>& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return values;
+}
+
+}  // namespace
+
+absl::Status Connection::Prepare(const std::string& name, absl::string_view sql) {
   const std::string query(sql);
-  PGresult* res = PQexecParams(conn_, query.c_str(),
-                               static_cast<int>(params.size()), nullptr,
-                               values.data(), nullptr, nullptr, 0);
-  ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Result(res);
-  absl::Status status = ToStatus(conn_, res);
-  if (res) PQclear(res);
-  return status;
+  absl::StatusOr<Result> r =
+      Finished(conn_, PQprepare(conn_, name.c_str(), query.c_str(), 0, nullptr));
+  return r.status();
+}
+
+absl::StatusOr<Result> Connection::ExecPrepared(const std::string& name,
+                                                const std::vector<Param>& params) {
+  std::vector<const char*> values = Values(params);
+  return Finished(conn_, PQexecPrepared(conn_, name.c_str(),
+                                        static_cast<int>(params.size()), values.data(),
+                                        nullptr, nullptr, 0));
+}
+
+absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
+                                        const std::vector<Param>& params) {
+  std::vector<const char*> values = Values(params);
+  const std::string query(sql);
+  return Finished(conn_, PQexecParams(conn_, query.c_str(),
+                                      static_cast<int>(params.size()), nullptr,
+                                      values.data(), nullptr, nullptr, 0));
 }
 
 Pool::Pool(std::string dsn, int max_size, absl::Duration connect_timeout,

@@ -80,6 +80,12 @@ class Connection {
 
   absl::StatusOr<Result> Exec(absl::string_view sql,
                               const std::vector<Param>& params = {});
+  // A statement parsed and planned once per connection, for one run many
+  // times a second: Prepare it once (it lives as long as the connection),
+  // then ExecPrepared it by name.
+  absl::Status Prepare(const std::string& name, absl::string_view sql);
+  absl::StatusOr<Result> ExecPrepared(const std::string& name,
+                                      const std::vector<Param>& params);
   // Whether libpq still considers the connection good.
   bool healthy() const;
   // Whether it can be lent out again: healthy, and the server has not closed

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# bench/storm.sh — what a sold-out storm costs, for one or more builds of the
+# services in one sitting: CPU seconds per 1,000 IssueCoupon calls of the
+# gateway, the worker, Kafka, PostgreSQL, the load generator and the whole
+# machine, during flashsale's `soldout` workload (10,000 buyers take the stock
+# first, unmeasured; then 100,000 other users call). The builds take turns,
+# round after round, so a drift of the machine hits them alike.
+#
+# Usage: bench/storm.sh [--rounds=N] [--requests=N] NAME=BUILD_DIR [NAME=BUILD_DIR ...]
+#   BUILD_DIR: a build tree (or a copy of its binaries) holding
+#              gateway/coupon-gateway and issuer-worker/coupon-issuer-worker.
+#   --rounds   turns per build (default 3); the table gives each build's median.
+#   --requests measured calls per run (default the workload's 100,000).
+# Needs the local stack (scripts/stack start) and this tree's flashsale
+# (scripts/build). Stops and starts the services of this stack's LOCAL_DIR,
+# and leaves them stopped. Raw reports go to bench/results/storm/.
+# Check `uptime` before and after: figures taken beside a build are not figures.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/../scripts/lib.sh"
+
+ROUNDS=3
+REQUESTS=""
+BUILDS=()
+for arg in "$@"; do
+  case "$arg" in
+    --rounds=*) ROUNDS="${arg#*=}" ;;
+    --requests=*) REQUESTS="${arg#*=}" ;;
+    -h | --help)
+      sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+      exit 0
+      ;;
+    *=*) BUILDS+=("$arg") ;;
+    *) die "unknown argument '$arg' (see --help)" ;;
+  esac
+done
+((${#BUILDS[@]} > 0)) || die "name at least one build: NAME=BUILD_DIR (see --help)"
+FLASHSALE="${FLASHSALE:-$REPO_ROOT/build/bench/flashsale}"
+[[ -x "$FLASHSALE" ]] || die "$FLASHSALE is missing: run scripts/build first"
+need_cmd jq
+for b in "${BUILDS[@]}"; do
+  dir="${b#*=}"
+  for bin in gateway/coupon-gateway issuer-worker/coupon-issuer-worker; do
+    [[ -x "$dir/$bin" ]] || die "${b%%=*}: $dir/$bin is missing"
+  done
+done
+
+OUT="$REPO_ROOT/bench/results/storm"
+mkdir -p "$OUT"
+log "uptime before: $(uptime)"
+"$REPO_ROOT/scripts/services" stop >/dev/null 2>&1 || true
+for ((round = 1; round <= ROUNDS; round++)); do
+  for b in "${BUILDS[@]}"; do
+    name="${b%%=*}" dir="${b#*=}"
+    BUILD_DIR="$dir" WORKERS=1 "$REPO_ROOT/scripts/services" start >/dev/null
+    kafka_pid="$(read_pid "$RUN_DIR/kafka.pid")"
+    pg_pid="$(head -1 "$DATA_DIR/pg/postmaster.pid")"
+    args=(--workload soldout --progress=false --target "127.0.0.1:$GATEWAY_PORT"
+          --pid_files "gateway=$RUN_DIR/gateway.pid,worker=$RUN_DIR/worker-1.pid"
+          --pids "kafka=$kafka_pid,postgres=$pg_pid"
+          --json_out "$OUT/$name-$round.json")
+    [[ -n "$REQUESTS" ]] && args+=(--requests "$REQUESTS")
+    "$FLASHSALE" "${args[@]}" >"$OUT/$name-$round.txt" 2>&1 ||
+      die "$name round $round: flashsale failed (see $OUT/$name-$round.txt)"
+    [[ "$(jq -r .invariants_ok "$OUT/$name-$round.json")" == true ]] ||
+      die "$name round $round broke an invariant (see $OUT/$name-$round.txt)"
+    log "$name round $round: $(jq -r '[.cpu[] | "\(.name) \(.seconds * 1000 / '"$(jq .requests "$OUT/$name-$round.json")"' | . * 10000 | round / 10000)"] | join(", ")' "$OUT/$name-$round.json")"
+    BUILD_DIR="$dir" "$REPO_ROOT/scripts/services" stop >/dev/null
+  done
+done
+log "uptime after: $(uptime)"
+
+# The median of each build's rounds, per process: CPU seconds per 1,000 calls.
+echo
+printf '| build |'
+jq -r '[.cpu[].name] | join(" | ")' "$OUT/${BUILDS[0]%%=*}-1.json" | sed 's/$/ |/'
+first=""
+for b in "${BUILDS[@]}"; do
+  name="${b%%=*}"
+  jq -s -r --arg name "$name" '
+    (.[0].cpu | map(.name)) as $names
+    | [ $names[] as $n
+        | [ .[] | (.requests) as $r | .cpu[] | select(.name == $n) | .seconds * 1000 / $r ]
+        | sort | .[(length / 2 | floor)] ]
+    | "| \($name) | " + (map(. * 10000 | round / 10000 | tostring) | join(" | ")) + " |"' \
+    "$OUT/$name"-*.json
+done
