@@ -8,9 +8,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "common/flags_env.h"
+#include "common/service/flags_env.h"
 #include "common/kafka/config.h"
-#include "gateway/gateway_server.h"
+#include "gateway/server.h"
 #include "glog/logging.h"
 
 namespace {

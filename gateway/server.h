@@ -8,9 +8,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "gateway/auth.h"
-#include "gateway/rate_limiter.h"
-#include "gateway/tls.h"
+#include "gateway/issue/auth.h"
+#include "gateway/issue/rate_limiter.h"
+#include "gateway/api/tls.h"
 
 namespace grpc {
 class Server;

@@ -5,8 +5,8 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
-#include "common/events/event_codec.h"
-#include "common/proto_convert.h"
+#include "common/wire/event_codec.h"
+#include "common/wire/proto_convert.h"
 #include "coupon/v1/events.pb.h"
 #include "glog/logging.h"
 

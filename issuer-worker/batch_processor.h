@@ -13,7 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "common/event_publisher.h"
+#include "common/domain/event_publisher.h"
 #include "issuer-worker/issuance_store.h"
 
 namespace coupon::worker {

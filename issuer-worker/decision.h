@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 
 namespace coupon::worker {
 

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 #include "issuer-worker/decision.h"
 
 namespace coupon::worker {

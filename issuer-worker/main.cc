@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "common/flags_env.h"
+#include "common/service/flags_env.h"
 #include "common/kafka/config.h"
 #include "glog/logging.h"
 #include "issuer-worker/worker.h"

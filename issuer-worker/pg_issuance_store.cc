@@ -5,7 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/pg/rows.h"
-#include "common/status_macros.h"
+#include "common/domain/status_macros.h"
 #include "glog/logging.h"
 
 namespace coupon::worker {

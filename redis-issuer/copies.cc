@@ -1,7 +1,7 @@
 #include "redis-issuer/copies.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
+#include "common/domain/status_macros.h"
 #include "redis-issuer/records.h"
 
 namespace coupon::redis_issuer {

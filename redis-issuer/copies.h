@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 #include "common/pg/pg.h"
 #include "common/redis/redis.h"
 

@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 
 namespace coupon::redis_issuer {
 

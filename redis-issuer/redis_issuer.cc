@@ -1,11 +1,11 @@
-#include "gateway/redis_issuer.h"
+#include "redis-issuer/redis_issuer.h"
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/events/event_codec.h"
-#include "common/status_macros.h"
+#include "common/wire/event_codec.h"
+#include "common/domain/status_macros.h"
 #include "glog/logging.h"
 #include "redis-issuer/copies.h"
 

@@ -8,9 +8,9 @@
 #include "common/pg/pg.h"
 #include "common/redis/redis.h"
 #include "redis-issuer/records.h"
-#include "gateway/gateway_store.h"
-#include "gateway/issuer.h"
-#include "gateway/result_hub.h"
+#include "gateway/store/gateway_store.h"
+#include "gateway/issue/issuer.h"
+#include "gateway/results/result_hub.h"
 
 namespace coupon::gateway {
 

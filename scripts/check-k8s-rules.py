@@ -33,7 +33,7 @@ CRD_KINDS = {
 BINARIES = {
     "coupon-gateway": "gateway/main.cc",
     "coupon-issuer-worker": "issuer-worker/main.cc",
-    "coupon-outbox-scheduler": "issuer-worker/outbox/main.cc",
+    "coupon-outbox-scheduler": "redis-issuer/outbox/main.cc",
 }
 OUR_IMAGES = set(BINARIES) | {"coupon-migrate"}
 # Read by libpq itself, which all three binaries and psql use: not flags, still read.

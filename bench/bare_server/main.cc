@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "common/flags_env.h"
+#include "common/service/flags_env.h"
 #include "coupon/v1/coupon_service.grpc.pb.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"

@@ -9,7 +9,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/strip.h"
 #include "bench/flashsale/flashsale.h"
-#include "common/flags_env.h"
+#include "common/service/flags_env.h"
 #include "glog/logging.h"
 
 namespace {

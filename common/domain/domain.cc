@@ -1,4 +1,4 @@
-#include "common/domain.h"
+#include "common/domain/domain.h"
 
 namespace coupon {
 

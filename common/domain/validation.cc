@@ -1,4 +1,4 @@
-#include "common/validation.h"
+#include "common/domain/validation.h"
 
 #include "absl/strings/str_cat.h"
 

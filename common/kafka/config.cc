@@ -6,7 +6,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/redact.h"
+#include "common/service/redact.h"
 #include "glog/logging.h"
 
 namespace coupon::kafka {

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "common/event_publisher.h"
+#include "common/domain/event_publisher.h"
 
 namespace RdKafka {
 class Producer;

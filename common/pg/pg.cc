@@ -7,7 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/redact.h"
+#include "common/service/redact.h"
 #include "glog/logging.h"
 
 namespace coupon::pg {

@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/bounded_pool.h"
+#include "common/service/bounded_pool.h"
 
 struct pg_conn;
 struct pg_result;

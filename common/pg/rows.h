@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "common/domain.h"
+#include "common/domain/domain.h"
 #include "common/pg/pg.h"
 
 namespace coupon::pg {

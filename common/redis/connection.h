@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/bounded_pool.h"
+#include "common/service/bounded_pool.h"
 #include "common/redis/redis.h"
 
 struct redisContext;

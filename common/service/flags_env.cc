@@ -1,4 +1,4 @@
-#include "common/flags_env.h"
+#include "common/service/flags_env.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,7 +10,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "common/redact.h"
+#include "common/service/redact.h"
 
 namespace coupon {
 

@@ -1,10 +1,10 @@
-#include "common/events/event_codec.h"
+#include "common/wire/event_codec.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/proto_convert.h"
-#include "common/proto_parse.h"
-#include "common/status_macros.h"
-#include "common/validation.h"
+#include "common/wire/proto_convert.h"
+#include "common/wire/proto_parse.h"
+#include "common/domain/status_macros.h"
+#include "common/domain/validation.h"
 #include "coupon/v1/coupon.pb.h"
 #include "coupon/v1/events.pb.h"
 

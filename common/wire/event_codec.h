@@ -8,7 +8,7 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 
 namespace coupon {
 

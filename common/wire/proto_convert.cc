@@ -1,8 +1,8 @@
-#include "common/proto_convert.h"
+#include "common/wire/proto_convert.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
-#include "common/validation.h"
+#include "common/domain/status_macros.h"
+#include "common/domain/validation.h"
 
 namespace coupon {
 

@@ -4,7 +4,7 @@
 // codec, so an outcome maps to the wire in exactly one switch.
 
 #include "absl/status/statusor.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 #include "coupon/v1/coupon.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 

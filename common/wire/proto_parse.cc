@@ -1,11 +1,11 @@
-#include "common/proto_parse.h"
+#include "common/wire/proto_parse.h"
 
 #include <climits>
 #include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "common/validation.h"
+#include "common/domain/validation.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/unknown_field_set.h"
 

@@ -1,4 +1,4 @@
-#include "gateway/gateway_metrics.h"
+#include "gateway/api/gateway_metrics.h"
 
 #include <array>
 #include <string>

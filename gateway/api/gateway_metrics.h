@@ -6,7 +6,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/metrics/metrics.h"
-#include "gateway/issuer.h"
+#include "gateway/issue/issuer.h"
 
 namespace coupon::gateway {
 

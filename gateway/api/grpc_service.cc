@@ -1,14 +1,14 @@
-#include "gateway/grpc_service.h"
+#include "gateway/api/grpc_service.h"
 
 #include <deque>
 #include <mutex>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "common/proto_convert.h"
-#include "common/validation.h"
-#include "gateway/gateway_metrics.h"
-#include "gateway/parsed_request.h"
+#include "common/wire/proto_convert.h"
+#include "common/domain/validation.h"
+#include "gateway/api/gateway_metrics.h"
+#include "gateway/api/parsed_request.h"
 #include "google/protobuf/descriptor.h"
 #include "glog/logging.h"
 

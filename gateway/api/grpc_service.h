@@ -5,10 +5,10 @@
 
 #include "absl/time/time.h"
 #include "coupon/v1/coupon_service.grpc.pb.h"
-#include "gateway/auth.h"
-#include "gateway/gateway_store.h"
-#include "gateway/issue_service.h"
-#include "gateway/result_hub.h"
+#include "gateway/issue/auth.h"
+#include "gateway/store/gateway_store.h"
+#include "gateway/issue/issue_service.h"
+#include "gateway/results/result_hub.h"
 
 namespace coupon::gateway {
 

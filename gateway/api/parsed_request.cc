@@ -1,7 +1,7 @@
-#include "gateway/parsed_request.h"
+#include "gateway/api/parsed_request.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/proto_parse.h"
+#include "common/wire/proto_parse.h"
 
 namespace coupon::gateway {
 

@@ -1,4 +1,4 @@
-#include "gateway/tls.h"
+#include "gateway/api/tls.h"
 
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>

@@ -7,7 +7,7 @@
 #include <functional>
 
 #include "absl/status/statusor.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 
 namespace coupon::gateway {
 

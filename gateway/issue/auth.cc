@@ -1,4 +1,4 @@
-#include "gateway/auth.h"
+#include "gateway/issue/auth.h"
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>

@@ -1,4 +1,4 @@
-#include "gateway/coupon_cache.h"
+#include "gateway/issue/coupon_cache.h"
 
 namespace coupon::gateway {
 

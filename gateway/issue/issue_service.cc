@@ -1,9 +1,9 @@
-#include "gateway/issue_service.h"
+#include "gateway/issue/issue_service.h"
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/validation.h"
+#include "common/domain/validation.h"
 
 namespace coupon::gateway {
 

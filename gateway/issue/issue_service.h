@@ -15,10 +15,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "gateway/coupon_cache.h"
-#include "gateway/issuer.h"
-#include "gateway/rate_limiter.h"
-#include "gateway/result_cache.h"
+#include "gateway/issue/coupon_cache.h"
+#include "gateway/issue/issuer.h"
+#include "gateway/issue/rate_limiter.h"
+#include "gateway/results/result_cache.h"
 
 namespace coupon::gateway {
 

@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 
 namespace coupon::gateway {
 

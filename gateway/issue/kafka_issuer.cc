@@ -1,10 +1,10 @@
-#include "gateway/kafka_issuer.h"
+#include "gateway/issue/kafka_issuer.h"
 
 #include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "common/events/event_codec.h"
+#include "common/wire/event_codec.h"
 #include "glog/logging.h"
 
 namespace coupon::gateway {

@@ -7,10 +7,10 @@
 #include <string>
 #include <thread>
 
-#include "common/event_publisher.h"
-#include "gateway/answer_store.h"
-#include "gateway/issuer.h"
-#include "gateway/result_hub.h"
+#include "common/domain/event_publisher.h"
+#include "gateway/issue/answer_store.h"
+#include "gateway/issue/issuer.h"
+#include "gateway/results/result_hub.h"
 
 namespace coupon::gateway {
 

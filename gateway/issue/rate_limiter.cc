@@ -1,4 +1,4 @@
-#include "gateway/rate_limiter.h"
+#include "gateway/issue/rate_limiter.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "gateway/result_cache.h"
+#include "gateway/results/result_cache.h"
 
 #include <algorithm>
 

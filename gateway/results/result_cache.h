@@ -20,7 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 
 namespace coupon::gateway {
 

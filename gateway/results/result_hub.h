@@ -4,8 +4,8 @@
 // (gateway/result_cache.h) and then to the watchers waiting for it
 // (gateway/watch_registry.h), each under its own lock.
 
-#include "gateway/result_cache.h"
-#include "gateway/watch_registry.h"
+#include "gateway/results/result_cache.h"
+#include "gateway/results/watch_registry.h"
 
 namespace coupon::gateway {
 

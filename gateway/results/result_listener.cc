@@ -1,10 +1,10 @@
-#include "gateway/result_listener.h"
+#include "gateway/results/result_listener.h"
 
 #include <librdkafka/rdkafkacpp.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/events/event_codec.h"
+#include "common/wire/event_codec.h"
 #include "common/kafka/config.h"
 #include "glog/logging.h"
 

@@ -8,7 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "gateway/result_hub.h"
+#include "gateway/results/result_hub.h"
 
 namespace RdKafka {
 class KafkaConsumer;

@@ -1,4 +1,4 @@
-#include "gateway/stored_result_poller.h"
+#include "gateway/results/stored_result_poller.h"
 
 #include "glog/logging.h"
 

@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "absl/time/time.h"
-#include "gateway/gateway_store.h"
-#include "gateway/result_hub.h"
+#include "gateway/store/gateway_store.h"
+#include "gateway/results/result_hub.h"
 
 namespace coupon::gateway {
 

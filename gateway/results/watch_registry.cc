@@ -1,4 +1,4 @@
-#include "gateway/watch_registry.h"
+#include "gateway/results/watch_registry.h"
 
 #include <algorithm>
 

@@ -14,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 
 namespace coupon::gateway {
 

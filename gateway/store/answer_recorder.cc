@@ -1,11 +1,11 @@
-#include "gateway/answer_recorder.h"
+#include "gateway/store/answer_recorder.h"
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/metrics/metrics.h"
 #include "common/pg/rows.h"
-#include "common/status_macros.h"
+#include "common/domain/status_macros.h"
 #include "glog/logging.h"
 
 namespace coupon::gateway {

@@ -22,9 +22,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/domain.h"
+#include "common/domain/domain.h"
 #include "common/pg/pg.h"
-#include "gateway/answer_store.h"
+#include "gateway/issue/answer_store.h"
 
 namespace coupon::gateway {
 

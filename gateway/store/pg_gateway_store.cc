@@ -1,8 +1,8 @@
-#include "gateway/pg_gateway_store.h"
+#include "gateway/store/pg_gateway_store.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/pg/rows.h"
-#include "common/status_macros.h"
+#include "common/domain/status_macros.h"
 
 namespace coupon::gateway {
 namespace {

@@ -2,7 +2,7 @@
 
 #include "absl/time/time.h"
 #include "common/pg/pg.h"
-#include "gateway/gateway_store.h"
+#include "gateway/store/gateway_store.h"
 
 namespace coupon::gateway {
 

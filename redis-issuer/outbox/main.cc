@@ -8,9 +8,9 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "common/flags_env.h"
+#include "common/service/flags_env.h"
 #include "glog/logging.h"
-#include "issuer-worker/outbox/outbox_scheduler.h"
+#include "redis-issuer/outbox/outbox_scheduler.h"
 
 namespace {
 const coupon::outbox::OutboxConfig kDefaults;

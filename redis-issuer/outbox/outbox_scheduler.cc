@@ -1,4 +1,4 @@
-#include "issuer-worker/outbox/outbox_scheduler.h"
+#include "redis-issuer/outbox/outbox_scheduler.h"
 
 #include <algorithm>
 #include <map>
@@ -6,12 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/metrics/http_server.h"
 #include "common/metrics/metrics.h"
-#include "common/events/event_codec.h"
+#include "common/wire/event_codec.h"
 #include "common/pg/pg.h"
 #include "common/redis/redis.h"
-#include "common/status_macros.h"
+#include "common/domain/status_macros.h"
 #include "glog/logging.h"
-#include "issuer-worker/outbox/outbox_state.h"
+#include "redis-issuer/outbox/outbox_state.h"
 #include "redis-issuer/copies.h"
 #include "redis-issuer/records.h"
 

@@ -1,4 +1,4 @@
-#include "issuer-worker/outbox/outbox_state.h"
+#include "redis-issuer/outbox/outbox_state.h"
 
 namespace coupon::outbox {
 

@@ -6,8 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "common/events/event_codec.h"
-#include "common/validation.h"
+#include "common/wire/event_codec.h"
+#include "common/domain/validation.h"
 #include "glog/logging.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "common/proto_convert.h"
-#include "common/proto_parse.h"
+#include "common/wire/proto_convert.h"
+#include "common/wire/proto_parse.h"
 #include "coupon/v1/coupon_service.pb.h"
 #include "glog/logging.h"
 

@@ -13,8 +13,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/proto_convert.h"
-#include "common/validation.h"
+#include "common/wire/proto_convert.h"
+#include "common/domain/validation.h"
 #include "glog/logging.h"
 #include "google/protobuf/stubs/common.h"
 

@@ -10,7 +10,7 @@
 #include "bench/flashsale/flashsale.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "issuer-worker/outbox/outbox_scheduler.h"
+#include "redis-issuer/outbox/outbox_scheduler.h"
 #include "tests/integration/issuance_stack.h"
 #include "tests/testing/stack_env.h"
 

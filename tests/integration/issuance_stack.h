@@ -20,7 +20,7 @@
 #include "absl/time/time.h"
 #include "common/pg/pg.h"
 #include "coupon/v1/coupon_service.grpc.pb.h"
-#include "gateway/gateway_server.h"
+#include "gateway/server.h"
 #include "issuer-worker/worker.h"
 
 namespace coupon::testing {

@@ -4,7 +4,7 @@
 // coupons only, so rows other tests or benchmarks leave pending are not
 // touched.
 
-#include "issuer-worker/outbox/outbox_scheduler.h"
+#include "redis-issuer/outbox/outbox_scheduler.h"
 
 #include <atomic>
 #include <map>

@@ -3,7 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/redis/redis.h"
-#include "gateway/gateway_server.h"
+#include "gateway/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/issuance_stack.h"

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "issuer-worker/outbox/outbox_scheduler.h"
+#include "redis-issuer/outbox/outbox_scheduler.h"
 #include "tests/integration/issuance_stack.h"
 #include "tests/testing/stack_env.h"
 

@@ -10,9 +10,9 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "common/events/event_codec.h"
+#include "common/wire/event_codec.h"
 #include "common/kafka/producer.h"
-#include "common/proto_convert.h"
+#include "common/wire/proto_convert.h"
 #include "coupon/v1/events.pb.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"

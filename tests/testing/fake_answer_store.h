@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "gateway/answer_store.h"
+#include "gateway/issue/answer_store.h"
 
 namespace coupon::testing {
 

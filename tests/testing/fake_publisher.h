@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "common/event_publisher.h"
+#include "common/domain/event_publisher.h"
 
 namespace coupon::testing {
 

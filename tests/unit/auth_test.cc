@@ -1,4 +1,4 @@
-#include "gateway/auth.h"
+#include "gateway/issue/auth.h"
 
 #include <unistd.h>
 

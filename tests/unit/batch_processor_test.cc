@@ -1,6 +1,6 @@
 #include "issuer-worker/batch_processor.h"
 
-#include "common/events/event_codec.h"
+#include "common/wire/event_codec.h"
 #include "coupon/v1/events.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -2,7 +2,7 @@
 
 #include "common/kafka/config.h"
 #include "common/kafka/producer.h"
-#include "gateway/gateway_server.h"
+#include "gateway/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "issuer-worker/worker.h"

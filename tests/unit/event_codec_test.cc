@@ -1,6 +1,6 @@
-#include "common/events/event_codec.h"
+#include "common/wire/event_codec.h"
 
-#include "common/proto_convert.h"
+#include "common/wire/proto_convert.h"
 #include "coupon/v1/events.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,8 +1,8 @@
-#include "gateway/issue_service.h"
+#include "gateway/issue/issue_service.h"
 
-#include "gateway/kafka_issuer.h"
+#include "gateway/issue/kafka_issuer.h"
 
-#include "common/events/event_codec.h"
+#include "common/wire/event_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_answer_store.h"

@@ -2,7 +2,7 @@
 // broker is a publisher that keeps the delivery reports until the test sends
 // them.
 
-#include "gateway/kafka_issuer.h"
+#include "gateway/issue/kafka_issuer.h"
 
 #include <future>
 #include <mutex>

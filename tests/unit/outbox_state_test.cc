@@ -1,8 +1,8 @@
-#include "issuer-worker/outbox/outbox_state.h"
+#include "redis-issuer/outbox/outbox_state.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "issuer-worker/outbox/outbox_scheduler.h"
+#include "redis-issuer/outbox/outbox_scheduler.h"
 #include "tests/testing/status_matchers.h"
 
 namespace coupon::outbox {

@@ -1,4 +1,4 @@
-#include "common/proto_parse.h"
+#include "common/wire/proto_parse.h"
 
 #include <string>
 

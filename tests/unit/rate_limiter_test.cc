@@ -1,4 +1,4 @@
-#include "gateway/rate_limiter.h"
+#include "gateway/issue/rate_limiter.h"
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"

@@ -1,4 +1,4 @@
-#include "common/redact.h"
+#include "common/service/redact.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,7 +1,7 @@
 // The gateway's knowledge (ResultCache) and its watchers (WatchRegistry),
 // through the ResultHub that feeds both.
 
-#include "gateway/result_hub.h"
+#include "gateway/results/result_hub.h"
 
 #include <malloc.h>
 

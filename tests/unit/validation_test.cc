@@ -1,4 +1,4 @@
-#include "common/validation.h"
+#include "common/domain/validation.h"
 
 #include <string>
 
