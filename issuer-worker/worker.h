@@ -1,65 +1,19 @@
 #pragma once
 
 #include <atomic>
-#include <map>
 #include <memory>
-#include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
-#include "common/pg/pg.h"
+#include "issuer-worker/config.h"
+#include "issuer-worker/consume_loop.h"
 
 namespace coupon::worker {
 
-struct WorkerConfig {
-  std::string kafka_brokers = "127.0.0.1:9092";
-  std::string pg_dsn = "postgresql://coupon:coupon@127.0.0.1:5432/coupon";
-  std::string group_id = "coupon-issuer";
-  std::string request_topic = "coupon-issue-request";
-  std::string result_topic = "coupon-issue-result";
-  std::string dead_letter_topic = "coupon-issue-request.dlq";
-  // At most this many events of one poll go into one transaction.
-  int max_batch = 500;
-  // After the first event, how long to wait for more to fill a batch.
-  absl::Duration batch_wait = absl::Milliseconds(5);
-  // How long a batch's results may take to be acknowledged.
-  absl::Duration publish_timeout = absl::Seconds(30);
-  absl::Duration pg_connect_timeout = absl::Seconds(3);
-  // Kafka group session timeout: how soon a dead worker's partitions move.
-  int session_timeout_ms = 10000;
-  // The worker's PostgreSQL session, so that a worker frozen inside its
-  // transaction (a paused VM, a stalled node, a cut-off host) cannot hold its
-  // coupons' row locks: the server ends a transaction left idle this long,
-  // releasing the locks, and the frozen worker's COMMIT then fails. With the
-  // session timeout above, the partition's new owner decides within about
-  // session timeout + idle_in_transaction_timeout (+ its own retry). The
-  // keepalives and the TCP user timeout notice a dead peer on either end.
-  pg::SessionSettings pg_session = DefaultSession();
-  // Port of /metrics, /healthz and /readyz on every interface; 0: none. The
-  // binary's flag defaults to 9465; a library user opens no port unasked.
-  int metrics_port = 0;
-  std::map<std::string, std::string> kafka_extra;
-
-  absl::Status Validate() const;
-
-  static pg::SessionSettings DefaultSession() {
-    pg::SessionSettings s;
-    s.lock_timeout = absl::Seconds(5);
-    s.statement_timeout = absl::Seconds(30);
-    s.idle_in_transaction_timeout = absl::Seconds(10);
-    s.keepalives_idle = absl::Seconds(10);
-    s.keepalives_interval = absl::Seconds(2);
-    s.keepalives_count = 3;
-    s.tcp_user_timeout = absl::Seconds(15);
-    return s;
-  }
-};
-
 /// The issuer-worker: a member of consumer group `group_id` that decides the
 /// events of the partitions it owns, in order, one transaction per poll's
-/// batch. Run() blocks on the calling thread until `stop` is set;
-/// then it finishes the batch in hand, commits, and leaves the group so its
-/// partitions move at once. Create and Run from one thread. With
+/// batch (ConsumeLoop). Run() blocks on the calling thread until `stop` is
+/// set; then it finishes the batch in hand, commits, and leaves the group so
+/// its partitions move at once. Create and Run from one thread. With
 /// config.metrics_port set, a thread of its own serves /metrics, /healthz and
 /// /readyz (ready()) from Create until the destructor.
 class IssuerWorker {
@@ -71,15 +25,7 @@ class IssuerWorker {
   absl::Status Run(const std::atomic<bool>& stop);
 
   // Totals since start, readable from any thread.
-  struct Counters {
-    std::atomic<int64_t> events{0};
-    std::atomic<int64_t> decided{0};
-    std::atomic<int64_t> issued{0};
-    std::atomic<int64_t> dead_letters{0};
-    std::atomic<int64_t> batches{0};
-    std::atomic<int64_t> retries{0};
-  };
-  const Counters& counters() const { return counters_; }
+  const LoopCounters& counters() const;
   // Partitions this member owns now; any thread.
   int owned_partitions() const;
   // True from the first assignment the group gave this member (possibly of
@@ -88,10 +34,9 @@ class IssuerWorker {
   bool ready() const;
 
  private:
-  struct Impl;
-  explicit IssuerWorker(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
-  Counters counters_;
+  struct Parts;
+  explicit IssuerWorker(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
 };
 
 }  // namespace coupon::worker

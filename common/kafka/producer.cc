@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/kafka/config.h"
+#include "common/kafka/consumer.h"
 #include "common/metrics/metrics.h"
 #include "glog/logging.h"
 
@@ -193,26 +194,8 @@ void Producer::Publish(const std::string& topic, std::string key,
   delete opaque;
 }
 
-absl::Status Producer::WarmUp(const std::string& topic_name,
-                              absl::Duration timeout) {
-  std::string error;
-  std::unique_ptr<RdKafka::Topic> topic(
-      RdKafka::Topic::create(producer_.get(), topic_name, nullptr, error));
-  if (!topic) return absl::InternalError(absl::StrCat("kafka: ", error));
-  RdKafka::Metadata* raw = nullptr;
-  RdKafka::ErrorCode err = producer_->metadata(
-      false, topic.get(), &raw, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-  std::unique_ptr<RdKafka::Metadata> metadata(raw);
-  if (err != RdKafka::ERR_NO_ERROR) {
-    return absl::UnavailableError(absl::StrCat(
-        "kafka: no metadata for ", topic_name, ": ", RdKafka::err2str(err)));
-  }
-  const auto* topics = metadata->topics();
-  if (topics->empty() || (*topics)[0]->err() != RdKafka::ERR_NO_ERROR) {
-    return absl::NotFoundError(absl::StrCat(
-        "kafka: topic ", topic_name, " does not exist (create it: scripts/stack topics)"));
-  }
-  return absl::OkStatus();
+absl::Status Producer::WarmUp(const std::string& topic, absl::Duration timeout) {
+  return TopicPartitions(*producer_, topic, timeout).status();
 }
 
 absl::Status Producer::Flush(absl::Duration timeout) {

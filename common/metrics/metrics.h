@@ -174,4 +174,14 @@ inline constexpr char kExpositionContentType[] =
 std::string EscapeLabelValue(const std::string& value);
 std::string FormatValue(double value);
 
+// A binary's set of metrics, made once over the process's registry: `T` is a
+// struct of the children it needs, built by a constructor taking a Registry
+// (resolving labels once, so the hot path costs an atomic add). Never
+// destroyed: /metrics reads it until the process ends. Any thread.
+template <typename T>
+T& Instance() {
+  static T* const instance = new T(Registry::Default());
+  return *instance;
+}
+
 }  // namespace coupon::metrics

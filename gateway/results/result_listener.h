@@ -10,8 +10,8 @@
 #include "absl/time/time.h"
 #include "gateway/results/result_hub.h"
 
-namespace RdKafka {
-class KafkaConsumer;
+namespace coupon::kafka {
+class TopicReader;
 }
 
 namespace coupon::gateway {
@@ -45,14 +45,11 @@ class ResultListener {
 
  private:
   void Run();
-  // Assigns every partition from the replay window on; fills `behind_` with
-  // the end offset to reach in each partition that has results to replay.
-  absl::Status Assign();
   void Track(int32_t partition, int64_t offset);
 
   const ResultListenerConfig config_;
   ResultHub* hub_;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::unique_ptr<kafka::TopicReader> reader_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
   std::map<int32_t, int64_t> behind_;  // partition -> end offset; thread only

@@ -1,0 +1,62 @@
+#pragma once
+
+// The worker's loop over its consumer group: collect a batch, decide it
+// (BatchProcessor), commit its offsets; on failure give it back to the log
+// and try again. No librdkafka here: it runs on a kafka::GroupConsumer, so
+// unit tests drive it with a fake one.
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/kafka/consumer.h"
+#include "issuer-worker/batch_processor.h"
+
+namespace coupon::worker {
+
+struct LoopConfig {
+  // At most this many events of one poll (any partitions) in one batch.
+  int max_batch = 500;
+  // After the first event, how long to wait for more to fill a batch.
+  absl::Duration batch_wait = absl::Milliseconds(5);
+  // How long a batch's results may take to be acknowledged.
+  absl::Duration publish_timeout = absl::Seconds(30);
+};
+
+/// Totals since start, readable from any thread.
+struct LoopCounters {
+  std::atomic<int64_t> events{0};
+  std::atomic<int64_t> decided{0};
+  std::atomic<int64_t> issued{0};
+  std::atomic<int64_t> dead_letters{0};
+  std::atomic<int64_t> batches{0};
+  std::atomic<int64_t> retries{0};
+};
+
+/// Runs on the thread that calls Run, which is the consumer's thread. The
+/// consumer and the processor must outlive it.
+class ConsumeLoop {
+ public:
+  ConsumeLoop(kafka::GroupConsumer* consumer, BatchProcessor* processor,
+              LoopConfig config)
+      : consumer_(consumer), processor_(processor), config_(config) {}
+
+  // Until `stop` is set: the batch in hand is finished (committed, or given
+  // back) first. Then leaves the group. INTERNAL when a failed batch cannot
+  // be given back to the log for a partition this member still owns (a
+  // failed seek): reading on would commit past undecided events, so the loop
+  // leaves the group and stops instead, and its partitions start again from
+  // the committed offsets, elsewhere or after a restart.
+  absl::Status Run(const std::atomic<bool>& stop);
+
+  const LoopCounters& counters() const { return counters_; }
+
+ private:
+  kafka::GroupConsumer* consumer_;
+  BatchProcessor* processor_;
+  const LoopConfig config_;
+  LoopCounters counters_;
+};
+
+}  // namespace coupon::worker

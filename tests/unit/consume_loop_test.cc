@@ -1,0 +1,185 @@
+// The worker's consume loop with a fake consumer group: batches are
+// committed once decided, a failed batch is given back and retried, and the
+// loop never reads on past a batch it could not give back.
+
+#include "issuer-worker/consume_loop.h"
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/wire/event_codec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_publisher.h"
+#include "tests/testing/status_matchers.h"
+
+namespace coupon::worker {
+namespace {
+
+using ::coupon::testing::FakePublisher;
+using ::coupon::testing::IsOk;
+using ::coupon::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+/// One partition's log and a read position per partition; Seek moves the
+/// position back, as librdkafka's does. Stops the loop once the log is read
+/// and every batch decided (or after a bounded number of empty polls).
+class FakeGroup : public kafka::GroupConsumer {
+ public:
+  FakeGroup(std::atomic<bool>* stop) : stop_(stop) {}
+
+  void Append(int32_t partition, const IssueRequest& r) {
+    logs_[partition].push_back(r);
+    owned_.insert(partition);
+  }
+
+  std::optional<kafka::Record> Poll(absl::Duration) override {
+    for (auto& [partition, log] : logs_) {
+      int64_t& pos = positions_[partition];
+      if (pos < static_cast<int64_t>(log.size())) {
+        const IssueRequest& r = log[pos];
+        return kafka::Record{CouponKey(r.coupon_id), EncodeIssueRequested(r),
+                             "coupon-issue-request", partition, pos++};
+      }
+    }
+    if (++empty_polls_ > 50) stop_->store(true);  // a deadline for the loop
+    return std::nullopt;
+  }
+  bool Owns(int32_t partition) const override {
+    return owned_.count(partition) > 0;
+  }
+  absl::Status Commit(const std::map<int32_t, int64_t>& next) override {
+    for (const auto& [partition, offset] : next) committed_[partition] = offset;
+    // Everything read is decided: done.
+    bool all = true;
+    for (const auto& [partition, log] : logs_) {
+      all = all && committed_[partition] == static_cast<int64_t>(log.size());
+    }
+    if (all) stop_->store(true);
+    return absl::OkStatus();
+  }
+  absl::Status Seek(int32_t partition, int64_t offset) override {
+    seeks_.push_back({partition, offset});
+    if (!seek_error_.ok()) return seek_error_;
+    positions_[partition] = offset;
+    return absl::OkStatus();
+  }
+  void Close() override { closed_ = true; }
+
+  std::map<int32_t, int64_t> committed_;
+  std::vector<std::pair<int32_t, int64_t>> seeks_;
+  absl::Status seek_error_;
+  std::set<int32_t> owned_;
+  bool closed_ = false;
+
+ private:
+  std::atomic<bool>* stop_;
+  std::map<int32_t, std::vector<IssueRequest>> logs_;
+  std::map<int32_t, int64_t> positions_;
+  int empty_polls_ = 0;
+};
+
+/// Decides with the real DecideBatch; fails the first `failures` batches.
+class Store : public IssuanceStore {
+ public:
+  absl::StatusOr<BatchDecision> DecideAndStore(
+      const std::vector<IssueRequest>& requests, UnixMicros now) override {
+    batches.push_back(requests.size());
+    if (failures > 0) {
+      --failures;
+      if (on_failure) on_failure();
+      return absl::UnavailableError("postgres: down");
+    }
+    Snapshot snap;
+    CouponInfo c;
+    c.coupon_id = 7;
+    c.total_quantity = c.remaining_quantity = 100;
+    snap.coupons[7] = c;
+    return DecideBatch(requests, std::move(snap), now);
+  }
+  int failures = 0;
+  std::function<void()> on_failure;
+  std::vector<size_t> batches;
+};
+
+class ConsumeLoopTest : public ::testing::Test {
+ protected:
+  ConsumeLoopTest()
+      : group_(&stop_),
+        processor_(&store_, &publisher_, TopicNames{}),
+        loop_(&group_, &processor_,
+              LoopConfig{/*max_batch=*/100, absl::Milliseconds(1),
+                         absl::Seconds(5)}) {
+    for (int i = 0; i < 3; ++i) {
+      group_.Append(2,
+                    {absl::StrCat("a", i), 7, absl::StrCat("u", i), 1, "gw"});
+      group_.Append(5,
+                    {absl::StrCat("b", i), 7, absl::StrCat("v", i), 1, "gw"});
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  FakeGroup group_;
+  Store store_;
+  FakePublisher publisher_;
+  BatchProcessor processor_;
+  ConsumeLoop loop_;
+};
+
+TEST_F(ConsumeLoopTest, CommitsTheNextOffsetsOnceTheBatchIsDecided) {
+  ASSERT_THAT(loop_.Run(stop_), IsOk());
+  EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 3), Pair(5, 3)));
+  EXPECT_EQ(loop_.counters().decided.load(), 6);
+  EXPECT_TRUE(group_.closed_) << "the loop leaves the group when it stops";
+}
+
+TEST_F(ConsumeLoopTest, AFailedBatchIsGivenBackAndDecidedAgainBeforeAnyCommit) {
+  store_.failures = 2;
+  ASSERT_THAT(loop_.Run(stop_), IsOk());
+  // Each failure seeks both partitions back to the batch's first events.
+  EXPECT_THAT(group_.seeks_,
+              ElementsAre(Pair(2, 0), Pair(5, 0), Pair(2, 0), Pair(5, 0)));
+  EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 3), Pair(5, 3)));
+  EXPECT_EQ(loop_.counters().retries.load(), 2);
+  EXPECT_EQ(loop_.counters().decided.load(), 6) << "each request decided once";
+}
+
+// Issue 10, item 9: a seek that fails for a partition the member still owns
+// must not let the consumer read on past the failed batch (the next commit
+// would skip its events): the loop stops instead, committing nothing.
+TEST_F(ConsumeLoopTest,
+       AFailedSeekOfAnOwnedPartitionStopsTheLoopAndCommitsNothing) {
+  store_.failures = 1;
+  // More events arrive behind the failed batch: reading on would decide and
+  // commit them, past the failed batch's.
+  store_.on_failure = [this] {
+    group_.Append(2, {"a-late", 7, "late", 1, "gw"});
+  };
+  group_.seek_error_ =
+      absl::UnavailableError("kafka: seek partition 2: timed out");
+  EXPECT_THAT(loop_.Run(stop_),
+              StatusIs(absl::StatusCode::kInternal,
+                       HasSubstr("no undecided event is skipped")));
+  EXPECT_TRUE(group_.committed_.empty());
+  EXPECT_TRUE(group_.closed_);
+  EXPECT_EQ(store_.batches.size(), 1u)
+      << "nothing decided after the failed seek";
+}
+
+TEST_F(ConsumeLoopTest, AFailedSeekOfAPartitionTakenAwayIsHarmless) {
+  store_.failures = 1;
+  // Both partitions move to another member while the batch fails.
+  store_.on_failure = [this] { group_.owned_.clear(); };
+  group_.seek_error_ = absl::FailedPreconditionError("kafka: not assigned");
+  ASSERT_THAT(loop_.Run(stop_), IsOk());
+  EXPECT_THAT(group_.seeks_, ElementsAre(Pair(2, 0), Pair(5, 0)));
+  EXPECT_TRUE(group_.committed_.empty()) << "the new owner decides them";
+}
+
+}  // namespace
+}  // namespace coupon::worker
