@@ -54,7 +54,12 @@ std::string Quoted(const internal::Target& t, absl::string_view text) {
   return absl::StrCat("=\"", text, "\"");
 }
 
-bool IsHelp(absl::string_view arg) { return arg == "--help" || arg == "-help"; }
+// --helpfull as absl spelled it: tests/chaos/lib.sh asks a binary which flags
+// it has with it.
+bool IsHelp(absl::string_view arg) {
+  absl::ConsumePrefix(&arg, "-");
+  return arg == "-help" || arg == "help" || arg == "-helpfull" || arg == "helpfull";
+}
 
 // Breaks `text` into lines of at most `width` characters after `indent`.
 std::string Wrap(absl::string_view text, size_t width, absl::string_view indent) {
@@ -352,10 +357,10 @@ std::string HelpText(absl::string_view usage,
     } else {
       shown = info.default_value;
     }
+    // "--name " with its space: tests/chaos/lib.sh's has_flag greps for it.
     absl::StrAppend(
         &out, "\n  --", info.name,
-        is_bool ? absl::StrCat(", --no", info.name)
-                : absl::StrCat("=<", info.type, ">"),
+        is_bool ? absl::StrCat(" | --no", info.name) : absl::StrCat(" <", info.type, ">"),
         "  [", info.env, "]\n", Wrap(info.description, kWidth, "      "),
         "\n      default: ", shown, "\n");
   }

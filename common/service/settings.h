@@ -46,8 +46,9 @@
 // wins over the environment, which wins over the default; a value repeated
 // on the command line, the last one wins. A value in the environment that
 // does not parse is an error even when the command line sets the flag too.
-// Unknown flags and positional arguments are errors. `--help` asks for
-// Help(): ParseOrExit prints it and exits 0.
+// Unknown flags and positional arguments are errors. `--help` (or absl's
+// `--helpfull`, which tests/chaos/lib.sh uses) asks for Help(): ParseOrExit
+// prints it and exits 0.
 //
 // Errors name the flag or variable in the style of today's messages:
 //   --max_batch: must be 1..100000, got 0

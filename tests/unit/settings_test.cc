@@ -353,28 +353,28 @@ TEST(Settings, HelpListsEveryFlagWithItsTwinDefaultAndMeaning) {
 Flags. Each can also be set by the environment variable in brackets; the command
 line wins over the environment, which wins over the default.
 
-  --kafka_brokers=<string>  [KAFKA_BROKERS]
+  --kafka_brokers <string>  [KAFKA_BROKERS]
       Kafka bootstrap servers, host:port[,host:port].
       default: "127.0.0.1:9092"
 
-  --precheck, --noprecheck  [PRECHECK]
+  --precheck | --noprecheck  [PRECHECK]
       Answer from what the gateway knows.
       default: true
 
-  --pg_pool_size=<int>  [PG_POOL_SIZE]
+  --pg_pool_size <int>  [PG_POOL_SIZE]
       PostgreSQL connections at most.
       default: 8
 
-  --pg_timeout=<duration>  [PG_TIMEOUT]
+  --pg_timeout <duration>  [PG_TIMEOUT]
       Connect and pool wait timeout for PostgreSQL; a long description is
       wrapped at 80 columns in --help, with | kept in the table.
       default: 3s
 
-  --redis_password=<string>  [REDIS_PASSWORD]
+  --redis_password <string>  [REDIS_PASSWORD]
       Redis AUTH password.
       default: ""
 
-  --admin_client_names=<list>  [ADMIN_CLIENT_NAMES]
+  --admin_client_names <list>  [ADMIN_CLIENT_NAMES]
       Allowed names.
       default: ""
 
@@ -385,13 +385,25 @@ line wins over the environment, which wins over the default.
 
 TEST(Settings, HelpIsAskedForWhateverElseIsOnTheLine) {
   for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"--help"}, {"-help"}, {"--pg_pool_size=0", "--help"},
+       {std::vector<std::string>{"--help"}, {"-help"}, {"--helpfull"}, {"--pg_pool_size=0", "--help"},
         {"--no_such_flag", "--help"}}) {
     absl::StatusOr<Parsed<Small>> parsed =
         SmallSchema().Parse(args, {{"PG_POOL_SIZE", "abc"}});
     ASSERT_THAT(parsed, IsOk());
     EXPECT_TRUE(parsed->help);
   }
+}
+
+// tests/chaos/lib.sh's has_flag: `"$bin" --helpfull | grep -q -- "--$flag "`.
+TEST(Settings, HelpfullListsEachFlagAsTheChaosSuiteLooksForIt) {
+  absl::StatusOr<Parsed<Small>> parsed = SmallSchema().Parse({"--helpfull"}, {});
+  ASSERT_THAT(parsed, IsOk());
+  EXPECT_TRUE(parsed->help);
+  const std::string help = SmallSchema().Help("usage");
+  for (const SettingInfo& s : SmallSchema().Describe()) {
+    EXPECT_THAT(help, HasSubstr(absl::StrCat("--", s.name, " ")));
+  }
+  EXPECT_THAT(help, Not(HasSubstr("--pg_pool ")));
 }
 
 TEST(Settings, MarkdownTableIsTheDocsTable) {
