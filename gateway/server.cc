@@ -29,107 +29,6 @@
 
 namespace coupon::gateway {
 
-absl::Status GatewayConfig::Validate() const {
-  auto bad = [](absl::string_view flag, absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", why));
-  };
-  if (issuer != "kafka" && issuer != "redis") {
-    return bad("issuer", absl::StrCat("must be kafka or redis, got \"", issuer, "\""));
-  }
-  if (listen.empty()) return bad("listen", "is empty");
-  if (kafka_brokers.empty()) return bad("kafka_brokers", "is empty");
-  if (pg_dsn.empty()) return bad("pg_dsn", "is empty");
-  if (request_topic.empty()) return bad("request_topic", "is empty");
-  if (result_topic.empty()) return bad("result_topic", "is empty");
-  if (pg_pool_size < 1 || pg_pool_size > 1000) {
-    return bad("pg_pool_size", absl::StrCat("must be 1..1000, got ", pg_pool_size));
-  }
-  auto got = [](absl::Duration d) { return absl::StrCat(", got ", absl::FormatDuration(d)); };
-  if (pg_timeout <= absl::ZeroDuration()) {
-    return bad("pg_timeout", absl::StrCat("must be positive", got(pg_timeout)));
-  }
-  if (issue_deadline <= absl::ZeroDuration()) {
-    return bad("issue_deadline", absl::StrCat("must be positive", got(issue_deadline)));
-  }
-  if (kafka_message_timeout_ms < 100) {
-    return bad("kafka_message_timeout_ms",
-               absl::StrCat("must be at least 100, got ", kafka_message_timeout_ms));
-  }
-  if (kafka_linger_ms < 0 || kafka_linger_ms > 1000) {
-    return bad("kafka_linger_ms", absl::StrCat("must be 0..1000, got ", kafka_linger_ms));
-  }
-  if (kafka_max_queued_messages < 1) {
-    return bad("kafka_max_queued_messages",
-               absl::StrCat("must be positive, got ", kafka_max_queued_messages));
-  }
-  if (result_replay_window < absl::ZeroDuration()) {
-    return bad("result_replay_window",
-               absl::StrCat("must not be negative", got(result_replay_window)));
-  }
-  if (not_found_ttl < absl::ZeroDuration()) {
-    return bad("not_found_ttl", absl::StrCat("must not be negative", got(not_found_ttl)));
-  }
-  if (metrics_port < 0 || metrics_port > 65535) {
-    return bad("metrics_port",
-               absl::StrCat("must be 0..65535 (0: off), got ", metrics_port));
-  }
-  if (int listen_port = 0;
-      metrics_port != 0 &&
-      absl::SimpleAtoi(listen.substr(listen.rfind(':') + 1), &listen_port) &&
-      listen_port == metrics_port) {
-    return bad("metrics_port",
-               absl::StrCat(metrics_port, " is the gRPC port of --listen=", listen));
-  }
-  // gRPC takes milliseconds as an int.
-  constexpr absl::Duration kMaxArg = absl::Milliseconds(INT32_MAX);
-  if (max_connection_age < absl::Seconds(1) ||
-      (max_connection_age > kMaxArg && max_connection_age != absl::InfiniteDuration())) {
-    return bad("max_connection_age",
-               absl::StrCat("must be 1s..596h, or inf for never", got(max_connection_age)));
-  }
-  if (max_connection_age_grace < absl::ZeroDuration() ||
-      (max_connection_age_grace > kMaxArg &&
-       max_connection_age_grace != absl::InfiniteDuration())) {
-    return bad("max_connection_age_grace",
-               absl::StrCat("must be 0..596h, or inf for no limit",
-                            got(max_connection_age_grace)));
-  }
-  if (shutdown_grace < absl::ZeroDuration() || shutdown_grace > absl::Hours(1)) {
-    return bad("shutdown_grace", absl::StrCat("must be 0..1h", got(shutdown_grace)));
-  }
-  if (issuer == "redis") {
-    redis::RedisConfig rc;
-    rc.addr = redis_addr;
-    rc.pool_size = redis_pool_size;
-    rc.command_timeout = redis_timeout;
-    if (absl::Status s = rc.Validate(); !s.ok()) return s;
-    if (redis_record_ttl < absl::Minutes(1)) {
-      return bad("redis_record_ttl", "must be at least 1m");
-    }
-  }
-  if (result_cache_mib < 1 || result_cache_mib > 65536) {
-    return bad("result_cache_mib", absl::StrCat("must be 1..65536, got ", result_cache_mib));
-  }
-  if (holder_cache_mib < 1 || holder_cache_mib > 65536) {
-    return bad("holder_cache_mib", absl::StrCat("must be 1..65536, got ", holder_cache_mib));
-  }
-  if (max_watches < 1 || max_watches > 1'000'000) {
-    return bad("max_watches", absl::StrCat("must be 1..1000000, got ", max_watches));
-  }
-  if (watch_queue_mib < 1 || watch_queue_mib > 65536) {
-    return bad("watch_queue_mib", absl::StrCat("must be 1..65536, got ", watch_queue_mib));
-  }
-  if (absl::Status s = tls.Validate(); !s.ok()) return s;
-  if (!admin.client_names.empty() && !tls.mutual()) {
-    return bad("admin_client_names",
-               "needs --tls_client_ca_file: client certificates are only "
-               "verified under mutual TLS");
-  }
-  if (absl::Status s = admin.Validate(); !s.ok()) return s;
-  if (absl::Status s = user_rate_limit.Validate(); !s.ok()) return s;
-  return absl::OkStatus();
-}
-
 namespace {
 
 // No session of a gateway waits long for anything: a statement that would
@@ -218,7 +117,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
       config.not_found_ttl, /*max_entries=*/100'000);
 
   GatewayStore* store = p.store.get();
-  if (config.issuer == "kafka") {
+  if (config.issuer_kind() == IssuerKind::kKafka) {
     kafka::ProducerConfig producer_config;
     producer_config.brokers = config.kafka_brokers;
     producer_config.client_id = absl::StrCat("coupon-gateway-", gateway_id);
@@ -334,7 +233,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
       absl::SleepFor(absl::Milliseconds(50));
     }
   });
-  if (config.issuer == "kafka") {
+  if (config.issuer_kind() == IssuerKind::kKafka) {
     LOG(INFO) << "gateway " << gateway_id << " (kafka issuer) listening on port "
               << self->port_ << ", kafka " << config.kafka_brokers << ", topics "
               << config.request_topic << " -> " << config.result_topic;
@@ -346,7 +245,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   // e.g. that sslmode or SASL is in effect.
   LOG(INFO) << "gateway: " << config.tls.Describe() << "; postgres "
             << RedactDsn(config.pg_dsn)
-            << (config.kafka_extra.empty() || config.issuer != "kafka"
+            << (config.kafka_extra.empty() || config.issuer_kind() != IssuerKind::kKafka
                     ? ""
                     : absl::StrCat("; kafka properties ",
                                    RedactProperties(config.kafka_extra)))

@@ -1,7 +1,8 @@
 #pragma once
 
 // The issuer-worker's settings, checked once at start (Validate) and passed
-// to the worker; main.cc fills them from flags, tests directly.
+// to the worker; main.cc fills them from the command line and the
+// environment (WorkerSchema), tests directly.
 
 #include <map>
 #include <string>
@@ -9,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/pg/pg.h"
+#include "common/service/settings.h"
 
 namespace coupon::worker {
 
@@ -55,5 +57,9 @@ struct WorkerConfig {
     return s;
   }
 };
+
+// The worker's settings: flags, their environment twins, defaults, checks,
+// and the rows of docs/operations.md's tables.
+const service::Schema<WorkerConfig>& WorkerSchema();
 
 }  // namespace coupon::worker

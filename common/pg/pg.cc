@@ -75,27 +75,6 @@ std::optional<int64_t> Result::GetOptionalInt64(int row, int col) const {
   return GetInt64(row, col);
 }
 
-absl::Status SessionSettings::Validate(absl::string_view prefix) const {
-  for (const auto& [name, d] :
-       {std::pair<const char*, absl::Duration>{"lock_timeout", lock_timeout},
-        {"statement_timeout", statement_timeout},
-        {"idle_in_transaction_timeout", idle_in_transaction_timeout},
-        {"keepalives_idle", keepalives_idle},
-        {"keepalives_interval", keepalives_interval},
-        {"tcp_user_timeout", tcp_user_timeout}}) {
-    if (d < absl::ZeroDuration() || d > absl::Hours(24)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", prefix, name, ": must be 0 (server default) to 24h, got ",
-                       absl::FormatDuration(d)));
-    }
-  }
-  if (keepalives_count < 0 || keepalives_count > 100) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", prefix, "keepalives_count: must be 0..100, got ", keepalives_count));
-  }
-  return absl::OkStatus();
-}
-
 namespace {
 
 // Whole milliseconds, at least 1 for a positive duration.

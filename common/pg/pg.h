@@ -41,10 +41,6 @@ struct SessionSettings {
   absl::Duration tcp_user_timeout = absl::ZeroDuration();
   // pg_stat_activity's application_name unless the DSN names one.
   std::string application_name;
-
-  // INVALID_ARGUMENT naming the flag `prefix` + field, e.g.
-  // "--pg_lock_timeout: must not be negative".
-  absl::Status Validate(absl::string_view prefix) const;
 };
 
 /// Owns one PGresult. Movable, not copyable; any thread.

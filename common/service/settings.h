@@ -56,7 +56,7 @@
 //   environment variable MAX_BATCH="abc": not an integer
 //
 // Secrets: a setting marked Secret(), or whose name IsSecretKey()
-// (common/redact.h: *password*, *token*, ...), never has its value printed:
+// (common/service/redact.h: *password*, *token*, ...), never has its value printed:
 // not in a parse error, not in a validator's message, not as a default in
 // --help or the docs table (an empty default is shown as empty: it tells
 // nothing). A map's values are printed through RedactProperties, and a map's

@@ -17,49 +17,80 @@
 
 namespace coupon::outbox {
 
-absl::Status OutboxConfig::Validate() const {
-  auto bad = [](absl::string_view flag, absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", why));
-  };
-  if (pg_dsn.empty()) return bad("pg_dsn", "is empty");
-  if (interval < absl::Milliseconds(100) || interval > absl::Hours(1)) {
-    return bad("outbox_interval", absl::StrCat("must be 100ms..1h, got ",
-                                        absl::FormatDuration(interval)));
-  }
-  if (retry_interval < absl::ZeroDuration() ||
-      retry_interval > absl::Hours(24)) {
-    return bad("outbox_retry_interval",
-               absl::StrCat("must be 0..24h, got ",
-                            absl::FormatDuration(retry_interval)));
-  }
-  if (max_attempts < 1 || max_attempts > 100) {
-    return bad("outbox_max_attempts",
-               absl::StrCat("must be 1..100, got ", max_attempts));
-  }
-  if (batch_size < 1 || batch_size > 100000) {
-    return bad("outbox_batch_size",
-               absl::StrCat("must be 1..100000, got ", batch_size));
-  }
-  if (pg_connect_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("pg_connect_timeout: must be positive");
-  }
-  if (metrics_port < 0 || metrics_port > 65535) {
-    return bad("metrics_port",
-               absl::StrCat("must be 0..65535 (0: off), got ", metrics_port));
-  }
-  if (!redis_addr.empty()) {
-    redis::RedisConfig rc;
-    rc.addr = redis_addr;
-    rc.command_timeout = redis_timeout;
-    if (absl::Status s = rc.Validate(); !s.ok()) return s;
-    if (reconcile_after < absl::Seconds(1)) {
-      return bad("reconcile_after", "must be at least 1s: a gateway writes its "
-                                    "copy within its call");
-    }
-    if (record_ttl < absl::Minutes(1)) return bad("redis_record_ttl", "must be at least 1m");
-  }
-  return absl::OkStatus();
+namespace {
+
+using C = OutboxConfig;
+using service::InRange;
+using service::Setting;
+
+absl::Status AcrossSettings(const C& c) {
+  if (c.redis_addr.empty()) return absl::OkStatus();
+  redis::RedisConfig rc;
+  rc.addr = c.redis_addr;
+  rc.command_timeout = c.redis_timeout;
+  return rc.Validate();
 }
+
+}  // namespace
+
+const service::Schema<OutboxConfig>& OutboxSchema() {
+  static const auto* schema = new service::Schema<C>(
+      service::Schema<C>({
+          Setting<C, std::string>("pg_dsn",
+                                  "PostgreSQL connection string (URI or key=value; "
+                                  "sslmode and several hosts too).",
+                                  &C::pg_dsn, service::NonEmpty()),
+          Setting<C, absl::Duration>("outbox_interval",
+                                     "A pass over the due PENDING rows this often (a full "
+                                     "batch is followed by the next pass at once).",
+                                     &C::interval,
+                                     InRange(absl::Milliseconds(100), absl::Hours(1))),
+          Setting<C, absl::Duration>("outbox_retry_interval",
+                                     "A row whose coupon failed is tried again this long "
+                                     "after.",
+                                     &C::retry_interval,
+                                     InRange(absl::ZeroDuration(), absl::Hours(24))),
+          Setting<C, int>("outbox_max_attempts",
+                          "Attempts per row, the first included, before it becomes FAILED "
+                          "(4: the first attempt and 3 retries).",
+                          &C::max_attempts, InRange(1, 100)),
+          Setting<C, int>("outbox_batch_size",
+                          "Rows claimed per pass, in one transaction, and reservations "
+                          "settled per pass at most.",
+                          &C::batch_size, InRange(1, 100000)),
+          Setting<C, std::string>(
+              "redis_addr",
+              "Redis host:port of the gateways, whose copies reserved there but never "
+              "written to PostgreSQL each pass settles; empty: none.",
+              &C::redis_addr),
+          Setting<C, std::string>("redis_password",
+                                  "Redis AUTH password; prefer the REDIS_PASSWORD "
+                                  "environment variable. Never logged.",
+                                  &C::redis_password)
+              .Secret(),
+          Setting<C, absl::Duration>("redis_timeout", "Redis connect and command timeout.",
+                                     &C::redis_timeout),
+          Setting<C, absl::Duration>(
+              "reconcile_after",
+              "A copy reserved in Redis this long ago and still not in PostgreSQL is "
+              "written by the scheduler (its gateway died or gave up).",
+              &C::reconcile_after,
+              service::AtLeast(absl::Seconds(1), ": a gateway writes its copy within its call")),
+          Setting<C, absl::Duration>("redis_record_ttl",
+                                     "How long a settled request's record stays in Redis: "
+                                     "the gateways' --redis_record_ttl.",
+                                     &C::record_ttl, service::AtLeast(absl::Minutes(1))),
+          Setting<C, int>("metrics_port",
+                          "Port of /metrics (Prometheus), /healthz and /readyz, on every "
+                          "interface; 0 turns them off.",
+                          &C::metrics_port, InRange(0, 65535, " (0: off)")),
+      })
+          .Defaults([](C& c) { c.metrics_port = 9466; })
+          .Check(AcrossSettings));
+  return *schema;
+}
+
+absl::Status OutboxConfig::Validate() const { return OutboxSchema().Validate(*this); }
 
 namespace {
 

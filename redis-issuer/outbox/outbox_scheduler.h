@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/service/settings.h"
 
 namespace coupon::pg {
 class Connection;
@@ -55,10 +56,14 @@ struct OutboxConfig {
   // --redis_record_ttl.
   absl::Duration record_ttl = absl::Hours(24);
 
-  // INVALID_ARGUMENT naming the flag, e.g. "--outbox_max_attempts: must be 1..100,
-  // got 0".
+  // OutboxSchema().Validate(*this): INVALID_ARGUMENT naming the flag, e.g.
+  // "--outbox_max_attempts: must be 1..100, got 0".
   absl::Status Validate() const;
 };
+
+// The scheduler's settings: flags, their environment twins, defaults, checks,
+// and the rows of docs/operations.md's table.
+const service::Schema<OutboxConfig>& OutboxSchema();
 
 // The figures of one pass.
 struct PassStats {
