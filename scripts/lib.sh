@@ -287,6 +287,30 @@ write_pid() {
 }
 
 # ---------------------------------------------------------------------------------------
+# Kafka's own command-line tools (scripts/stack, the chaos suite)
+# ---------------------------------------------------------------------------------------
+# kafka_tool CLASS ARGS...: a short-lived JVM for one of Kafka's tools (TopicCommand,
+# MetadataQuorumCommand, ...): small heap, fast start, warnings only.
+kafka_tool_cmd() {
+  printf '%s\0' java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+    "-Dlog4j.configuration=file:$DEPLOY_LOCAL/kafka/tools-log4j.properties" \
+    -cp "$KAFKA_LIBS/*"
+}
+kafka_tool() {
+  local -a cmd
+  mapfile -d '' cmd < <(kafka_tool_cmd)
+  "${cmd[@]}" "$@"
+}
+# kafka_tool_timeout SECONDS CLASS ARGS...: same, killed after SECONDS.
+kafka_tool_timeout() {
+  local secs="$1"
+  local -a cmd
+  shift
+  mapfile -d '' cmd < <(kafka_tool_cmd)
+  timeout --kill-after=5 "$secs" "${cmd[@]}" "$@"
+}
+
+# ---------------------------------------------------------------------------------------
 # Misc
 # ---------------------------------------------------------------------------------------
 
