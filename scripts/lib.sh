@@ -67,21 +67,28 @@ export KAFKA_PORT KAFKA_CONTROLLER_PORT PG_PORT REDIS_PORT GATEWAY_PORT
 #   PG_STANDBY=sync|async: PostgreSQL node 1 on PG_PORT and node 2 on PG_STANDBY_PORT,
 #     one primary and one streaming standby (synchronous_standby_names names the standby
 #     with sync, is empty with async). Which node is the primary is state, not a choice:
-#     PG_PRIMARY_NODE in the layout record (1 until `scripts/stack promote`).
+#     PG_PRIMARY_NODE, kept with the data (data/pg-ha/primary; 1 until `scripts/stack
+#     promote`), so it outlives a stop.
 # A cluster's data lives apart from the single node's (data/kafka-cluster/, data/pg-ha/),
 # so switching the layout (stop, start with other variables) keeps both.
 # ---------------------------------------------------------------------------------------
 STACK_LAYOUT_FILE="$RUN_DIR/stack.layout"
-PG_PRIMARY_NODE=1
+PG_PRIMARY_FILE="$DATA_DIR/pg-ha/primary"
 if [[ -r "$STACK_LAYOUT_FILE" ]]; then
   while IFS='=' read -r _key _value; do
     case "$_key" in
       KAFKA_NODES | PG_STANDBY) [[ -n "${!_key:-}" ]] || printf -v "$_key" '%s' "$_value" ;;
-      PG_PRIMARY_NODE) PG_PRIMARY_NODE="$_value" ;;
     esac
   done <"$STACK_LAYOUT_FILE"
   unset _key _value
 fi
+# pg_primary_node: the PostgreSQL node that is the primary (of the layout with a standby).
+pg_primary_node() {
+  local n=""
+  [[ -r "$PG_PRIMARY_FILE" ]] && read -r n <"$PG_PRIMARY_FILE"
+  [[ "$n" == 2 ]] && echo 2 || echo 1
+}
+PG_PRIMARY_NODE="$(pg_primary_node)"
 : "${KAFKA_NODES:=1}"
 : "${KAFKA_PORT_STEP:=10}"
 : "${PG_STANDBY:=none}"

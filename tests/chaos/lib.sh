@@ -209,10 +209,7 @@ services_down() {
 
 # layout_refresh: which PostgreSQL node is the primary now (`scripts/stack
 # promote` changes it, in another process).
-layout_refresh() {
-  PG_PRIMARY_NODE="$(sed -n 's/^PG_PRIMARY_NODE=//p' "$STACK_LAYOUT_FILE" 2>/dev/null)"
-  : "${PG_PRIMARY_NODE:=1}"
-}
+layout_refresh() { PG_PRIMARY_NODE="$(pg_primary_node)"; }
 
 # kafka_pid [N]: the pid of Kafka node N (default 1).
 kafka_pid() { pidfile_alive "$(kafka_node_pidfile "${1:-1}")" kafka.Kafka; }
