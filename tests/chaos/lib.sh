@@ -335,8 +335,13 @@ group_partitions_of() {
   kafka_tool_timeout 30 org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
     --bootstrap-server "$KAFKA_BROKERS" --describe --group "$CHAOS_GROUP" --members --verbose 2>/dev/null |
     awk -v pid="$1" -v t="$REQUEST_TOPIC" '$4 ~ ("-" pid "$") {
-        for (i = 5; i <= NF; i++) if (index($i, t "(") > 0) {
-          s = substr($i, index($i, t "(") + length(t) + 1); sub(/\).*/, "", s); print s } }'
+        # ASSIGNMENT is "topic(0,1,...)", or "(0,1,...)" when the group reads one topic.
+        for (i = 6; i <= NF; i++) {
+          s = ""
+          if (index($i, t "(") > 0) s = substr($i, index($i, t "(") + length(t) + 1)
+          else if (substr($i, 1, 1) == "(") s = substr($i, 2)
+          if (s != "") { sub(/\).*/, "", s); print s; exit }
+        } }'
 }
 
 # Cutting node N off: every packet its own sockets send (it runs in a cgroup of
@@ -480,6 +485,8 @@ sql() { psql "$PG_DSN" -X -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 # coupon_ids_of LOG: the coupons flashsale made, as a SQL array literal.
 coupon_ids_of() {
+  # Right after its start flashsale may not have opened its log yet.
+  [[ -e "$1" ]] || return 0
   sed -nE 's/.*run [^:]+: coupons ([0-9,]+),.*/\1/p' "$1" | head -n1
 }
 
