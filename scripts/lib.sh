@@ -5,9 +5,13 @@
 #   - finds the repository root and the runtime state folder <repo>/.local/ (gitignored);
 #   - sets the port defaults, each overridable from the environment:
 #       KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 PG_PORT=5432 REDIS_PORT=6379 GATEWAY_PORT=50051
+#   - reads the stack's layout (one Kafka node or a cluster, PostgreSQL with or without a
+#     standby): KAFKA_NODES and PG_STANDBY from the environment, else from the running
+#     stack's record ($RUN_DIR/stack.layout, written by scripts/stack start), else 1 / none;
 #   - exports the connection settings every client uses (kept when already set):
-#       KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
-#       PG_DSN=postgresql://coupon:coupon@127.0.0.1:$PG_PORT/coupon
+#       KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT (every node, comma-separated, for a cluster)
+#       PG_DSN=postgresql://coupon:coupon@127.0.0.1:$PG_PORT/coupon (with a standby: both
+#              hosts and target_session_attrs=read-write, so libpq finds the primary)
 #       REDIS_ADDR=127.0.0.1:$REDIS_PORT
 #   - names the local stack's secrets and certificates (files, never values):
 #       ADMIN_TOKEN_FILE=<repo>/.local/admin-token   (made by ensure_admin_token)
@@ -55,10 +59,96 @@ export KAFKA_PORT KAFKA_CONTROLLER_PORT PG_PORT REDIS_PORT GATEWAY_PORT
 : "${PG_DB:=coupon}"
 
 # ---------------------------------------------------------------------------------------
+# Layout: a single node of each server (the default), or
+#   KAFKA_NODES=3 (or more): a KRaft cluster, every node broker and controller (a quorum of
+#     KAFKA_NODES voters); node i listens on KAFKA_PORT + (i-1)*KAFKA_PORT_STEP, its
+#     controller on KAFKA_CONTROLLER_PORT + (i-1)*KAFKA_PORT_STEP; topics get replication
+#     factor 3 and min.insync.replicas=2;
+#   PG_STANDBY=sync|async: PostgreSQL node 1 on PG_PORT and node 2 on PG_STANDBY_PORT,
+#     one primary and one streaming standby (synchronous_standby_names names the standby
+#     with sync, is empty with async). Which node is the primary is state, not a choice:
+#     PG_PRIMARY_NODE, kept with the data (data/pg-ha/primary; 1 until `scripts/stack
+#     promote`), so it outlives a stop.
+# A cluster's data lives apart from the single node's (data/kafka-cluster/, data/pg-ha/),
+# so switching the layout (stop, start with other variables) keeps both.
+# ---------------------------------------------------------------------------------------
+STACK_LAYOUT_FILE="$RUN_DIR/stack.layout"
+PG_PRIMARY_FILE="$DATA_DIR/pg-ha/primary"
+if [[ -r "$STACK_LAYOUT_FILE" ]]; then
+  while IFS='=' read -r _key _value; do
+    case "$_key" in
+      KAFKA_NODES | PG_STANDBY) [[ -n "${!_key:-}" ]] || printf -v "$_key" '%s' "$_value" ;;
+    esac
+  done <"$STACK_LAYOUT_FILE"
+  unset _key _value
+fi
+# pg_primary_node: the PostgreSQL node that is the primary (of the layout with a standby).
+pg_primary_node() {
+  local n=""
+  [[ -r "$PG_PRIMARY_FILE" ]] && read -r n <"$PG_PRIMARY_FILE"
+  [[ "$n" == 2 ]] && echo 2 || echo 1
+}
+PG_PRIMARY_NODE="$(pg_primary_node)"
+: "${KAFKA_NODES:=1}"
+: "${KAFKA_PORT_STEP:=10}"
+: "${PG_STANDBY:=none}"
+: "${PG_STANDBY_PORT:=$((PG_PORT + 1))}"
+export KAFKA_NODES KAFKA_PORT_STEP PG_STANDBY PG_STANDBY_PORT
+
+# kafka_cluster: true when the layout is a Kafka cluster rather than one node.
+kafka_cluster() { ((KAFKA_NODES > 1)); }
+# kafka_node_port I / kafka_node_controller_port I: node I's listener and controller ports.
+kafka_node_port() { printf '%s' $((KAFKA_PORT + ($1 - 1) * KAFKA_PORT_STEP)); }
+kafka_node_controller_port() { printf '%s' $((KAFKA_CONTROLLER_PORT + ($1 - 1) * KAFKA_PORT_STEP)); }
+# kafka_node_suffix I: "" for the single node (its files keep their old names), "-I" in a cluster.
+kafka_node_suffix() { if kafka_cluster; then printf -- '-%s' "$1"; fi; }
+kafka_node_pidfile() { printf '%s/kafka%s.pid' "$RUN_DIR" "$(kafka_node_suffix "$1")"; }
+kafka_node_log() { printf '%s/kafka%s.log' "$LOG_DIR" "$(kafka_node_suffix "$1")"; }
+kafka_node_data() {
+  if kafka_cluster; then printf '%s/kafka-cluster/node-%s' "$DATA_DIR" "$1"; else printf '%s/kafka' "$DATA_DIR"; fi
+}
+# kafka_bootstrap: every node's listener, comma-separated.
+kafka_bootstrap() {
+  local i out=""
+  for ((i = 1; i <= KAFKA_NODES; i++)); do out+="${out:+,}127.0.0.1:$(kafka_node_port "$i")"; done
+  printf '%s' "$out"
+}
+# The cgroup (v2) a cluster node runs in, so the chaos suite can cut that node's own
+# traffic off (iptables -m cgroup) without touching anyone else's. Empty when the
+# machine has no writable cgroup2 hierarchy; the node then runs where its caller does.
+kafka_node_cgroup() {
+  local root
+  root="$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts 2>/dev/null)"
+  [[ -n "$root" && -w "$root" ]] || return 0
+  printf '%s/coupon-stack-%s/kafka-%s' "$root" "$(printf '%s' "$LOCAL_DIR" | cksum | cut -d' ' -f1)" "$1"
+}
+
+pg_ha() { [[ "$PG_STANDBY" != none ]]; }
+pg_node_port() { if (($1 == 1)); then printf '%s' "$PG_PORT"; else printf '%s' "$PG_STANDBY_PORT"; fi; }
+pg_node_data() {
+  if pg_ha; then printf '%s/pg-ha/node-%s' "$DATA_DIR" "$1"; else printf '%s/pg' "$DATA_DIR"; fi
+}
+pg_node_log() { if pg_ha; then printf '%s/postgres-%s.log' "$LOG_DIR" "$1"; else printf '%s/postgres.log' "$LOG_DIR"; fi; }
+# pg_nodes: the PostgreSQL nodes of the layout, primary first.
+pg_nodes() {
+  if pg_ha; then printf '%s %s' "$PG_PRIMARY_NODE" $((3 - PG_PRIMARY_NODE)); else printf '1'; fi
+}
+# The DSN of the layout: with a standby, both hosts; libpq tries them in order and keeps
+# the one that accepts writes, so clients follow a failover without a restart.
+stack_pg_dsn() {
+  if pg_ha; then
+    printf 'postgresql://%s:%s@127.0.0.1:%s,127.0.0.1:%s/%s?target_session_attrs=read-write' \
+      "$PG_USER" "$PG_PASSWORD" "$PG_PORT" "$PG_STANDBY_PORT" "$PG_DB"
+  else
+    printf 'postgresql://%s:%s@127.0.0.1:%s/%s' "$PG_USER" "$PG_PASSWORD" "$PG_PORT" "$PG_DB"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------
 # Connection settings for clients (services, tests, tools). Not overwritten when set.
 # ---------------------------------------------------------------------------------------
-: "${KAFKA_BROKERS:=127.0.0.1:$KAFKA_PORT}"
-: "${PG_DSN:=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB}"
+: "${KAFKA_BROKERS:=$(kafka_bootstrap)}"
+: "${PG_DSN:=$(stack_pg_dsn)}"
 : "${REDIS_ADDR:=127.0.0.1:$REDIS_PORT}"
 export KAFKA_BROKERS PG_DSN REDIS_ADDR
 
@@ -201,6 +291,30 @@ pidfile_alive() {
 # write_pid FILE PID
 write_pid() {
   printf '%s\n' "$2" >"$1.tmp" && mv -f -- "$1.tmp" "$1"
+}
+
+# ---------------------------------------------------------------------------------------
+# Kafka's own command-line tools (scripts/stack, the chaos suite)
+# ---------------------------------------------------------------------------------------
+# kafka_tool CLASS ARGS...: a short-lived JVM for one of Kafka's tools (TopicCommand,
+# MetadataQuorumCommand, ...): small heap, fast start, warnings only.
+kafka_tool_cmd() {
+  printf '%s\0' java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+    "-Dlog4j.configuration=file:$DEPLOY_LOCAL/kafka/tools-log4j.properties" \
+    -cp "$KAFKA_LIBS/*"
+}
+kafka_tool() {
+  local -a cmd
+  mapfile -d '' cmd < <(kafka_tool_cmd)
+  "${cmd[@]}" "$@"
+}
+# kafka_tool_timeout SECONDS CLASS ARGS...: same, killed after SECONDS.
+kafka_tool_timeout() {
+  local secs="$1"
+  local -a cmd
+  shift
+  mapfile -d '' cmd < <(kafka_tool_cmd)
+  timeout --kill-after=5 "$secs" "${cmd[@]}" "$@"
 }
 
 # ---------------------------------------------------------------------------------------

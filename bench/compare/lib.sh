@@ -72,12 +72,28 @@ start_services() {
     die "the warm-up sale failed ($RESULTS_DIR/warmup.log)"
 }
 
+# server_pid_files: name=pid-file of every server of the stack's layout (each
+# Kafka node, each PostgreSQL node), comma-separated.
+server_pid_files() {
+  local n files=""
+  for ((n = 1; n <= KAFKA_NODES; n++)); do
+    files+="kafka$(kafka_node_suffix "$n")=$(kafka_node_pidfile "$n"),"
+  done
+  files+="redis=$RUN_DIR/redis.pid"
+  if pg_ha; then
+    for n in 1 2; do files+=",postgres-$n=$(pg_node_data "$n")/postmaster.pid"; done
+  else
+    files+=",postgres=$(pg_node_data 1)/postmaster.pid"
+  fi
+  echo "$files"
+}
+
 pid_files() {  # the services' pid files, for flashsale's CPU accounting
   local files="gateway=$RUN_DIR/gateway.pid" f
   for f in "$RUN_DIR"/worker-*.pid "$RUN_DIR"/outbox.pid; do
     [[ -e "$f" ]] && files+=",$(basename "$f" .pid)=$f"
   done
-  echo "$files,kafka=$RUN_DIR/kafka.pid,redis=$RUN_DIR/redis.pid,postgres=$DATA_DIR/pg/postmaster.pid"
+  echo "$files,$(server_pid_files)"
 }
 
 # run_flashsale NAME FLAGS...: one flashsale run into $RESULTS_DIR/NAME.*.
@@ -110,13 +126,15 @@ rss_kb() {  # pid: resident kB of the process and its descendants
 }
 
 record_rss() {  # name: resident memory of every server after the run
-  local f
+  local f entry
   {
-    for f in "$RUN_DIR"/gateway.pid "$RUN_DIR"/worker-*.pid "$RUN_DIR"/outbox.pid \
-      "$RUN_DIR"/kafka.pid "$RUN_DIR"/redis.pid; do
+    for f in "$RUN_DIR"/gateway.pid "$RUN_DIR"/worker-*.pid "$RUN_DIR"/outbox.pid; do
       [[ -e "$f" ]] && echo "$(basename "$f" .pid) $(rss_kb "$(read_pid "$f")")"
     done
-    echo "postgres $(rss_kb "$(head -1 "$DATA_DIR/pg/postmaster.pid")")"
+    for entry in $(server_pid_files | tr ',' ' '); do
+      f="${entry#*=}"
+      [[ -e "$f" ]] && echo "${entry%%=*} $(rss_kb "$(head -1 "$f")")"
+    done
   } >"$RESULTS_DIR/$1.rss"
 }
 
@@ -277,10 +295,15 @@ draw_plots() {
   done
 }
 
-# check_invariants DIR: every verified flashsale run held every invariant.
+# check_invariants DIR [PATTERN...]: every verified flashsale run (DIR's files
+# matching the patterns, by default kafka-*.json redis-*.json) held every invariant.
 check_invariants() {
-  local bad=0 f
-  for f in "$1"/kafka-*.json "$1"/redis-*.json; do
+  local bad=0 f dir="$1" pattern
+  shift
+  local -a files=()
+  (($#)) || set -- 'kafka-*.json' 'redis-*.json'
+  for pattern in "$@"; do files+=("$dir"/$pattern); done
+  for f in "${files[@]}"; do
     [[ -e "$f" ]] || continue
     if [[ "$(jq -r '.invariants_ok' "$f")" != true ]]; then
       warn "$(basename "$f" .json): invariants violated: $(jq -c .violations "$f")"

@@ -153,8 +153,19 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
     const bool has_result = e.via != Via::kNone;
 
     if (e.answered_ns == 0) continue;  // reported per call above
+    bool sold_out_to_holder = false;
     for (int outcome : {e.error_code == 0 ? e.answer : 0, has_result ? e.result : 0}) {
-      if (outcome == v1::ISSUE_OUTCOME_SOLD_OUT) sold_out_seen[c] = true;
+      if (outcome == v1::ISSUE_OUTCOME_SOLD_OUT) {
+        sold_out_seen[c] = true;
+        // A holder's copy was decided before the stock ran out, in the same
+        // partition: whoever knows the coupon sold out knows she holds one.
+        ++v.checks;
+        if (!sold_out_to_holder && holds.contains({plan.coupon_ids[c], user})) {
+          sold_out_to_holder = true;
+          ++v.sold_out_to_holders;
+          bad.Add("SOLD_OUT for a user holding a copy", id);
+        }
+      }
       if (outcome == v1::ISSUE_OUTCOME_ISSUED) issued_seen.insert(id);
       if (outcome == v1::ISSUE_OUTCOME_ALREADY_ISSUED) {
         ++v.checks;
@@ -190,7 +201,10 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
     if (e.answer == v1::ISSUE_OUTCOME_ACCEPTED) {
       v.checks += 2;
       if (!has_result) bad.Add("ACCEPTED without a result on any stream", id);
-      if (!has_row) bad.Add("ACCEPTED without an issue_results row", id);
+      if (!has_row) {
+        ++v.accepted_lost;
+        bad.Add("ACCEPTED without an issue_results row", id);
+      }
       continue;
     }
     if (decided_at_gateway) {
@@ -257,7 +271,10 @@ Verification Compare(const Plan& plan, const Ledger& ledger, int64_t stock,
   }
   for (const std::string& id : issued_seen) {
     ++v.checks;
-    if (!issued_rows.contains(id)) bad.Add("ISSUED seen without a user_coupons row", id);
+    if (!issued_rows.contains(id)) {
+      ++v.told_issued_missing;
+      bad.Add("ISSUED seen without a user_coupons row", id);
+    }
   }
   ++v.checks;
   if (v.issued_seen + issued_unwatched != static_cast<int64_t>(db.holders.size())) {

@@ -61,6 +61,13 @@ struct Verification {
   int64_t decided_rows = 0;         // issue_results rows of the run's coupons
   int64_t errored_but_decided = 0;  // failed calls the worker decided anyway
   int64_t issued_seen = 0;          // distinct ISSUED on streams and answers
+  // The losses a failover can cause, counted apart so that a run expecting one
+  // (an asynchronous standby) can report it as a figure:
+  int64_t told_issued_missing = 0;  // told ISSUED (answer or stream), no user_coupons row
+  int64_t accepted_lost = 0;        // answered ACCEPTED, no issue_results row
+  // SOLD_OUT (answered or streamed) to a user who holds a copy of that coupon:
+  // a gateway that answered from incomplete knowledge.
+  int64_t sold_out_to_holders = 0;
   std::vector<std::string> violations;  // one line per kind, with examples
   std::vector<std::string> warnings;
   bool ok() const { return violations.empty(); }

@@ -151,6 +151,31 @@ TEST_F(CompareTest, AcceptedWithoutResultFails) {
               HasSubstr("ACCEPTED without a result on any stream"));
 }
 
+// A failover to a standby that had not received the last commits: the
+// users were told ISSUED (and the others ACCEPTED), the rows are gone.
+TEST_F(CompareTest, CommitsLostInAFailoverAreCountedApart) {
+  AcceptAllAndDecide();
+  const std::string lost = db_.holders[0].request_id;
+  db_.holders.erase(db_.holders.begin());
+  db_.results.erase(lost);
+  db_.results.erase(plan_.RequestId(3));
+  db_.coupons[7] = {2, 1, 1, 1};
+  Verification v = Compare(plan_, ledger_, 2, db_);
+  EXPECT_EQ(v.told_issued_missing, 1);
+  EXPECT_EQ(v.accepted_lost, 2);
+  const std::string text = Violations(v);
+  EXPECT_THAT(text, HasSubstr("ISSUED seen without a user_coupons row"));
+  EXPECT_THAT(text, HasSubstr("ACCEPTED without an issue_results row"));
+}
+
+TEST_F(CompareTest, ConsistentRunCountsNoLoss) {
+  AcceptAllAndDecide();
+  Verification v = Compare(plan_, ledger_, 2, db_);
+  EXPECT_EQ(v.told_issued_missing, 0);
+  EXPECT_EQ(v.accepted_lost, 0);
+  EXPECT_EQ(v.sold_out_to_holders, 0);
+}
+
 TEST_F(CompareTest, ConflictingSecondResultFails) {
   AcceptAllAndDecide();
   v1::IssueResult r;
@@ -231,6 +256,18 @@ TEST_F(ResendTest, ResendAnsweredOtherwiseThanTheResultFails) {
   Answer(CallsOf(1)[0], v1::ISSUE_OUTCOME_ALREADY_ISSUED);
   EXPECT_THAT(absl::StrJoin(Compare(plan_, ledger_, 1, db_).violations, "\n"),
               HasSubstr("a call's final answer differs from its request's result"));
+}
+
+// Issue 10: a gateway that forgot the holders answers her new id SOLD_OUT.
+TEST_F(ResendTest, HolderAnsweredSoldOutFails) {
+  Answer(CallsOf(0)[0], v1::ISSUE_OUTCOME_ACCEPTED);
+  Answer(CallsOf(0)[1], v1::ISSUE_OUTCOME_ACCEPTED);
+  Result(0, v1::ISSUE_OUTCOME_ISSUED);
+  Answer(CallsOf(1)[0], v1::ISSUE_OUTCOME_SOLD_OUT);
+  Verification v = Compare(plan_, ledger_, 1, db_);
+  EXPECT_EQ(v.sold_out_to_holders, 1);
+  EXPECT_THAT(absl::StrJoin(v.violations, "\n"),
+              HasSubstr("SOLD_OUT for a user holding a copy"));
 }
 
 TEST_F(ResendTest, TwoDifferentFinalAnswersConflict) {

@@ -35,7 +35,6 @@ DLQ_TOPIC="${CHAOS_TOPIC_PREFIX}coupon-issue-request.dlq"
 : "${CHAOS_GATEWAY_PORTS:=50171,50172}"
 IFS=, read -r -a GATEWAY_PORTS <<<"$CHAOS_GATEWAY_PORTS"
 
-PG_DATA="$DATA_DIR/pg"
 PG_BIN="/usr/lib/postgresql/15/bin"
 
 now_ms() { date +%s%3N; }
@@ -150,10 +149,27 @@ gateway_start() {
     "${GATEWAY_EXTRA[@]}" "${GATEWAY_SCENARIO_ARGS[@]+"${GATEWAY_SCENARIO_ARGS[@]}"}"
 }
 
+# dsn_with DSN KEY VALUE: DSN with one more connection parameter, in a URI
+# (postgresql://...?k=v) or in a key=value string.
+dsn_with() {
+  local dsn="$1" key="$2" value="$3"
+  if [[ "$dsn" == postgres://* || "$dsn" == postgresql://* ]]; then
+    if [[ "$dsn" == *\?* ]]; then printf '%s&%s=%s' "$dsn" "$key" "$value"; else printf '%s?%s=%s' "$dsn" "$key" "$value"; fi
+  else
+    printf "%s %s='%s'" "$dsn" "$key" "$value"
+  fi
+}
+
+# Worker N's PostgreSQL session is named chaos-worker-N (application_name), so
+# pg_stat_activity tells which worker a session belongs to.
+worker_app_name() { printf 'chaos-worker-%s' "$1"; }
+
 worker_start() {
-  svc_start "worker-$1" "$WORKER_BIN" --kafka_brokers="$KAFKA_BROKERS" --pg_dsn="$PG_DSN" \
+  svc_start "worker-$1" "$WORKER_BIN" --kafka_brokers="$KAFKA_BROKERS" \
+    --pg_dsn="$(dsn_with "$PG_DSN" application_name "$(worker_app_name "$1")")" \
     --group_id="$CHAOS_GROUP" --request_topic="$REQUEST_TOPIC" --result_topic="$RESULT_TOPIC" \
-    --dead_letter_topic="$DLQ_TOPIC" --session_timeout_ms="$SESSION_TIMEOUT_MS" "${WORKER_EXTRA[@]}"
+    --dead_letter_topic="$DLQ_TOPIC" --session_timeout_ms="$SESSION_TIMEOUT_MS" "${WORKER_EXTRA[@]}" \
+    "${WORKER_SCENARIO_ARGS[@]+"${WORKER_SCENARIO_ARGS[@]}"}"
 }
 
 outbox_start() {
@@ -189,19 +205,44 @@ services_down() {
 }
 
 # ---------------------------------------------------------------------------
-# The stack's servers
+# The stack's servers (scripts/lib.sh names each node's ports and files)
 
-kafka_pid() { pidfile_alive "$RUN_DIR/kafka.pid" kafka.Kafka; }
+# layout_refresh: which PostgreSQL node is the primary now (`scripts/stack
+# promote` changes it, in another process).
+layout_refresh() { PG_PRIMARY_NODE="$(pg_primary_node)"; }
+
+# kafka_pid [N]: the pid of Kafka node N (default 1).
+kafka_pid() { pidfile_alive "$(kafka_node_pidfile "${1:-1}")" kafka.Kafka; }
+# kafka_pids: the pids of every node that runs.
+kafka_pids() {
+  local n pid
+  for ((n = 1; n <= KAFKA_NODES; n++)); do
+    if pid="$(kafka_pid "$n")"; then printf '%s\n' "$pid"; fi
+  done
+}
 redis_pid() { pidfile_alive "$RUN_DIR/redis.pid" redis-server; }
+pg_primary_data() {
+  layout_refresh
+  pg_node_data "$PG_PRIMARY_NODE"
+}
+pg_primary_port() {
+  layout_refresh
+  pg_node_port "$PG_PRIMARY_NODE"
+}
 pg_pid() {
-  local pid=""
-  [[ -r "$PG_DATA/postmaster.pid" ]] && read -r pid <"$PG_DATA/postmaster.pid"
+  local pid="" data
+  data="$(pg_primary_data)"
+  [[ -r "$data/postmaster.pid" ]] && read -r pid <"$data/postmaster.pid"
   pid_alive "$pid" postgres && printf '%s' "$pid"
 }
 
 redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
-pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
-kafka_ready() { port_open 127.0.0.1 "$KAFKA_PORT"; }
+pg_ready() { pg_isready -q -h 127.0.0.1 -p "$(pg_primary_port)"; }
+# kafka_ready: every node accepts connections.
+kafka_ready() {
+  local n
+  for ((n = 1; n <= KAFKA_NODES; n++)); do port_open 127.0.0.1 "$(kafka_node_port "$n")" || return 1; done
+}
 
 # stack_start_bg [ENV=VALUE...]: scripts/stack start in the background (it starts
 # what is down); its pid in STACK_START_PID.
@@ -229,8 +270,113 @@ wait_until() {
 }
 
 pg_stop_immediate() {
-  local -a cmd=("$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w -t 30 stop)
+  local -a cmd=("$PG_BIN/pg_ctl" -D "$(pg_primary_data)" -m immediate -w -t 30 stop)
   if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "${cmd[@]}"; else "${cmd[@]}"; fi
+}
+
+# pg_super_sql NODE QUERY: one value, as the superuser on PostgreSQL node NODE
+# (its Unix socket; pg_stat_replication's details are the superuser's).
+pg_super_sql() {
+  local -a cmd=(psql -X -At -h "$RUN_DIR/pg" -p "$(pg_node_port "$1")" -U postgres -d postgres -c "$2")
+  if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "${cmd[@]}"; else "${cmd[@]}"; fi
+}
+
+# pg_standby_streaming: the primary has a standby streaming from it (sync or
+# async, as the layout asks).
+pg_standby_streaming() {
+  layout_refresh
+  [[ "$(pg_super_sql "$PG_PRIMARY_NODE" "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" 2>/dev/null)" == 1 ]]
+}
+
+# pg_kill_primary: SIGKILL the primary's postmaster and every process it forked,
+# at once: the machine it runs on is gone (nothing flushed or sent on the way
+# out). Prints the postmaster's pid.
+pg_kill_primary() {
+  local pid
+  pid="$(pg_pid)" || die "the PostgreSQL primary is not running"
+  # shellcheck disable=SC2046  # one pid a word
+  kill -KILL "$pid" $(ps -o pid= --ppid "$pid") 2>/dev/null || true
+  printf '%s' "$pid"
+}
+
+# ---------------------------------------------------------------------------
+# The Kafka cluster, through Kafka's own tools
+
+# partition_leaders: "partition leader" of each partition of the request topic.
+partition_leaders() {
+  kafka_tool_timeout 30 org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
+    --describe --topic "$REQUEST_TOPIC" |
+    awk '{ p = ""; l = ""; for (i = 1; i < NF; i++) { if ($i == "Partition:") p = $(i + 1); if ($i == "Leader:") l = $(i + 1) }
+           if (p != "") print p, l }'
+}
+
+# active_controller: the node id of the quorum's leader.
+active_controller() {
+  kafka_tool_timeout 30 org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-server "$KAFKA_BROKERS" \
+    describe --status | awk -F': *' '$1 == "LeaderId" {print $2}'
+}
+
+# busiest_partition LAG_TSV: the request topic's partition whose log grew most
+# over the last ~3 s of samples.
+busiest_partition() {
+  awk -F'\t' '$2 != "down" && NF > 1 { n++; t[n] = $1; l[n] = $0 }
+    END {
+      if (!n) exit
+      e = 1; for (k = n; k >= 1; k--) if (t[k] <= t[n] - 3000) { e = k; break }
+      m = split(l[n], a, "\t"); split(l[e], b, "\t")
+      for (i = 2; i <= m; i++) { split(a[i], x, ":"); split(b[i], y, ":"); d = x[3] - y[3]; if (best == "" || d > bd) { best = x[1]; bd = d } }
+      print best
+    }' "$1"
+}
+
+# group_partitions_of PID: the request topic's partitions the chaos group has
+# given the worker PID (its client id ends in its pid), comma-separated.
+group_partitions_of() {
+  kafka_tool_timeout 30 org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+    --bootstrap-server "$KAFKA_BROKERS" --describe --group "$CHAOS_GROUP" --members --verbose 2>/dev/null |
+    awk -v pid="$1" -v t="$REQUEST_TOPIC" '$4 ~ ("-" pid "$") {
+        # ASSIGNMENT is "topic(0,1,...)", or "(0,1,...)" when the group reads one topic.
+        for (i = 6; i <= NF; i++) {
+          s = ""
+          if (index($i, t "(") > 0) s = substr($i, index($i, t "(") + length(t) + 1)
+          else if (substr($i, 1, 1) == "(") s = substr($i, 2)
+          if (s != "") { sub(/\).*/, "", s); print s; exit }
+        } }'
+}
+
+# Cutting node N off: every packet its own sockets send (it runs in a cgroup of
+# its own, see scripts/stack) and every packet sent to its two ports, on the
+# loopback only. One chain of this stack's, hooked into OUTPUT while it lasts.
+ISOLATION_CHAIN="COUPON-CHAOS-$(printf '%s' "$LOCAL_DIR" | cksum | cut -d' ' -f1)"
+ISOLATION_CHAIN="${ISOLATION_CHAIN:0:28}"
+
+# isolation_possible: why a node cannot be cut off here, or nothing.
+isolation_possible() {
+  [[ $EUID -eq 0 ]] || { echo "needs root (iptables)"; return 0; }
+  command -v iptables >/dev/null 2>&1 || { echo "iptables is not installed (scripts/install-deps)"; return 0; }
+  [[ -s "$RUN_DIR/kafka-1.cgroup" ]] || echo "the Kafka nodes run in no cgroup of their own (no writable cgroup2)"
+  return 0
+}
+
+isolate_node() {
+  local n="$1" cg root rel
+  cg="$(cat -- "$RUN_DIR/kafka-$n.cgroup")"
+  root="$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)"
+  rel="${cg#"$root"/}"
+  iptables -N "$ISOLATION_CHAIN" 2>/dev/null || iptables -F "$ISOLATION_CHAIN"
+  iptables -A "$ISOLATION_CHAIN" -o lo -s 127.0.0.0/8 -d 127.0.0.0/8 -m cgroup --path "$rel" -j DROP
+  iptables -A "$ISOLATION_CHAIN" -o lo -s 127.0.0.0/8 -d 127.0.0.0/8 -p tcp -m multiport \
+    --dports "$(kafka_node_port "$n"),$(kafka_node_controller_port "$n")" -j DROP
+  iptables -C OUTPUT -j "$ISOLATION_CHAIN" 2>/dev/null || iptables -I OUTPUT 1 -j "$ISOLATION_CHAIN"
+}
+
+# heal_isolation: remove the chain, if there is one (also on the suite's exit).
+heal_isolation() {
+  command -v iptables >/dev/null 2>&1 || return 0
+  iptables -n -L "$ISOLATION_CHAIN" >/dev/null 2>&1 || return 0
+  while iptables -D OUTPUT -j "$ISOLATION_CHAIN" 2>/dev/null; do :; done
+  iptables -F "$ISOLATION_CHAIN"
+  iptables -X "$ISOLATION_CHAIN"
 }
 
 # The persistence the running Redis was started with (aof or none).
@@ -339,6 +485,8 @@ sql() { psql "$PG_DSN" -X -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 # coupon_ids_of LOG: the coupons flashsale made, as a SQL array literal.
 coupon_ids_of() {
+  # Right after its start flashsale may not have opened its log yet.
+  [[ -e "$1" ]] || return 0
   sed -nE 's/.*run [^:]+: coupons ([0-9,]+),.*/\1/p' "$1" | head -n1
 }
 

@@ -1,28 +1,39 @@
-// chaos-probe: the small Kafka and gRPC tools the fault-injection suite
-// (tests/chaos/run) needs and the shell cannot do cheaply. One subcommand per
-// call; output is tab-separated lines on stdout, diagnostics on stderr.
+// chaos-probe: the small Kafka, PostgreSQL and gRPC tools the fault-injection
+// suite (tests/chaos/run) needs and the shell cannot do cheaply. One subcommand
+// per call; output is tab-separated lines on stdout, diagnostics on stderr.
 //
-//   topics  --topics=name:partitions,...      create the topics that are
-//   missing poison  --topic=T --keys=k1,k2,k3 --tag=X  write three poison
-//   events (garbage
+//   topics  --topics=name:partitions,... [--replication_factor=N]
+//           [--topic_configs=k=v,...]          create the topics that are missing
+//   poison  --topic=T --keys=k1,k2,k3 --tag=X  write three poison events (garbage
 //           bytes, an unknown coupon, an oversized user_id) straight into T;
 //           prints: kind  partition  offset
-//   dlq     --topic=T                          every dead letter on T, oldest
-//   first;
+//   dlq     --topic=T                          every dead letter on T, oldest first;
 //           prints: source_partition  source_offset  reason
-//   lag     --group=G --topic=T --interval=500ms  until killed, one line per
-//   sample:
+//   lag     --group=G --topic=T --interval=500ms  until killed, one line per sample:
 //           unix_ms  p:committed:high ...   (or  unix_ms  down)
-//   coupon  --target=A --stock=N               create a coupon, print its id
-//   issue   --target=A --coupon=C --count=N --interval=D --deadline=D --tag=X
-//           N IssueCoupon calls, one per interval, new users;
-//           prints: unix_ms  code  latency_ms  outcome (or the error message)
+//   coupon  --target=A --stock=N [--cover_partitions=P]
+//           create a coupon and print its id; with --cover_partitions, create
+//           coupons until each of the request topic's P partitions has one (the
+//           gateway's key, the coupon id, under librdkafka's murmur2);
+//           prints: coupon_id  partition
+//   issue   --target=A --coupon=C[,C2...] --count=N --interval=D --deadline=D --tag=X
+//           N IssueCoupon calls, one per interval, new users, round robin over
+//           the coupons; prints: unix_ms  code  latency_ms  outcome (or the error)
+//   freeze  --pg_dsn=D --application_name=NAME --pid=PID --timeout=D
+//           SIGSTOP process PID while its PostgreSQL session (application_name
+//           NAME) is inside a transaction that has written (it holds row locks),
+//           and confirm after the stop that the session is still in that same
+//           transaction (else SIGCONT and try again); prints:
+//           unix_ms_stopped  backend_pid  xid8  state  attempts
 //
 // It writes to topics and calls the API like any client would; it reads the
 // consumer group's offsets without joining the group.
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <csignal>
@@ -50,6 +61,18 @@
 
 ABSL_FLAG(std::string, brokers, "127.0.0.1:9092", "Kafka bootstrap servers.");
 ABSL_FLAG(std::string, topics, "", "topics: name:partitions,...");
+ABSL_FLAG(int, replication_factor, 1, "topics: replicas of each partition.");
+ABSL_FLAG(std::string, topic_configs, "",
+          "topics: topic settings, k=v,... (min.insync.replicas=2,...).");
+ABSL_FLAG(int, cover_partitions, 0,
+          "coupon: create coupons until each of this many partitions has one.");
+ABSL_FLAG(std::string, pg_dsn, "", "freeze: PostgreSQL to watch.");
+ABSL_FLAG(std::string, application_name, "",
+          "freeze: the application_name of the session to catch in a "
+          "transaction.");
+ABSL_FLAG(int, pid, 0, "freeze: the process to SIGSTOP.");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(60),
+          "freeze: give up after this long.");
 ABSL_FLAG(std::string, topic, "", "The topic to write to or read from.");
 ABSL_FLAG(std::string, keys, "",
           "poison: keys of the three events, comma-separated.");
@@ -62,7 +85,8 @@ ABSL_FLAG(absl::Duration, interval, absl::Milliseconds(500),
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "coupon, issue: CouponService address.");
 ABSL_FLAG(int64_t, stock, 1000000, "coupon: copies.");
-ABSL_FLAG(int64_t, coupon, 0, "issue: the coupon to ask for.");
+ABSL_FLAG(std::string, coupon, "",
+          "issue: the coupon to ask for, or several, comma-separated.");
 ABSL_FLAG(int, count, 10, "issue: calls.");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(2),
           "issue: each call's deadline.");
@@ -126,10 +150,26 @@ int Topics() {
                     absl::GetFlag(FLAGS_brokers).c_str(), err, sizeof(err));
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (!rk) Die(err);
+  std::vector<std::pair<std::string, std::string>> configs;
+  for (absl::string_view kv : absl::StrSplit(absl::GetFlag(FLAGS_topic_configs),
+                                             ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> c =
+        absl::StrSplit(kv, absl::MaxSplits('=', 1));
+    configs.push_back(c);
+  }
   std::vector<rd_kafka_NewTopic_t*> news;
   for (const auto& [name, parts] : wanted) {
-    news.push_back(
-        rd_kafka_NewTopic_new(name.c_str(), parts, 1, err, sizeof(err)));
+    rd_kafka_NewTopic_t* t = rd_kafka_NewTopic_new(
+        name.c_str(), parts, absl::GetFlag(FLAGS_replication_factor), err,
+        sizeof(err));
+    if (!t) Die(err);
+    for (const auto& [k, v] : configs) {
+      if (rd_kafka_NewTopic_set_config(t, k.c_str(), v.c_str()) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Die(absl::StrCat("topic config ", k, "=", v));
+      }
+    }
+    news.push_back(t);
   }
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
   rd_kafka_CreateTopics(rk, news.data(), news.size(), nullptr, q);
@@ -317,22 +357,29 @@ int Lag() {
     std::string line = absl::StrCat(UnixMs());
     bool ok = parts > 0;
     if (ok) {
-      std::vector<RdKafka::TopicPartition*> tps;
-      for (int p = 0; p < parts; ++p)
+      std::vector<RdKafka::TopicPartition*> tps, ends;
+      for (int p = 0; p < parts; ++p) {
         tps.push_back(RdKafka::TopicPartition::create(topic, p));
-      ok = consumer->committed(tps, 2000) == RdKafka::ERR_NO_ERROR;
-      for (int p = 0; ok && p < parts; ++p) {
-        int64_t low = 0, high = 0;
-        if (consumer->query_watermark_offsets(topic, p, &low, &high, 1000) !=
-            RdKafka::ERR_NO_ERROR) {
-          ok = false;
-          break;
-        }
-        // No commit yet: the group starts from the beginning.
-        const int64_t committed = tps[p]->offset() < 0 ? low : tps[p]->offset();
-        absl::StrAppend(&line, "\t", p, ":", committed, ":", high);
+        // Timestamp -1 asks each partition's leader for its log end offset:
+        // one request per leader for all partitions, bounded by one timeout,
+        // so a dead leader costs its own partitions' figures, not the sample.
+        ends.push_back(RdKafka::TopicPartition::create(topic, p, -1));
       }
+      ok = consumer->committed(tps, 2000) == RdKafka::ERR_NO_ERROR;
+      if (ok) consumer->offsetsForTimes(ends, 1000);
+      int known = 0;
+      for (int p = 0; ok && p < parts; ++p) {
+        // A partition without a leader now is left out of this sample.
+        if (ends[p]->err() != RdKafka::ERR_NO_ERROR || ends[p]->offset() < 0) continue;
+        ++known;
+        // No commit yet: the group starts from the beginning, which for the
+        // suite's topics is offset 0 or later; take the committed as 0.
+        const int64_t committed = std::max<int64_t>(tps[p]->offset(), 0);
+        absl::StrAppend(&line, "\t", p, ":", committed, ":", ends[p]->offset());
+      }
+      ok = ok && known > 0;
       for (auto* tp : tps) delete tp;
+      for (auto* tp : ends) delete tp;
     }
     if (!ok) line = absl::StrCat(UnixMs(), "\tdown");
     std::cout << line << std::endl;
@@ -349,8 +396,7 @@ std::unique_ptr<coupon::v1::CouponService::Stub> Stub() {
       absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
 }
 
-int Coupon() {
-  auto stub = Stub();
+int64_t CreateCoupon(coupon::v1::CouponService::Stub* stub) {
   coupon::v1::CreateCouponRequest req;
   req.set_name(absl::StrCat(absl::GetFlag(FLAGS_tag), " probe coupon"));
   req.set_total_quantity(absl::GetFlag(FLAGS_stock));
@@ -359,7 +405,31 @@ int Coupon() {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   grpc::Status s = stub->CreateCoupon(&ctx, req, &resp);
   if (!s.ok()) Die("CreateCoupon: " + s.error_message());
-  std::cout << resp.coupon_id() << "\n";
+  return resp.coupon_id();
+}
+
+int Coupon() {
+  auto stub = Stub();
+  const int parts = absl::GetFlag(FLAGS_cover_partitions);
+  if (parts <= 0) {
+    std::cout << CreateCoupon(stub.get()) << "\n";
+    return 0;
+  }
+  // The gateway keys each event by the coupon id in decimal and partitions
+  // with murmur2_random: for a key, that is murmur2.
+  std::vector<bool> covered(parts, false);
+  int left = parts;
+  for (int tries = 0; left > 0; ++tries) {
+    if (tries > 50 * parts) Die("could not cover every partition");
+    const int64_t id = CreateCoupon(stub.get());
+    const std::string key = absl::StrCat(id);
+    const int32_t p = rd_kafka_msg_partitioner_murmur2(
+        nullptr, key.data(), key.size(), parts, nullptr, nullptr);
+    if (covered[p]) continue;
+    covered[p] = true;
+    --left;
+    std::cout << id << "\t" << p << "\n";
+  }
   return 0;
 }
 
@@ -371,10 +441,18 @@ std::string CodeName(grpc::StatusCode code) {
 int Issue() {
   auto stub = Stub();
   const std::string tag = absl::GetFlag(FLAGS_tag);
+  std::vector<int64_t> coupons;
+  for (absl::string_view c :
+       absl::StrSplit(absl::GetFlag(FLAGS_coupon), ',', absl::SkipEmpty())) {
+    int64_t id = 0;
+    if (!absl::SimpleAtoi(c, &id)) Die(absl::StrCat("bad --coupon ", c));
+    coupons.push_back(id);
+  }
+  if (coupons.empty()) Die("issue needs --coupon");
   for (int i = 0; i < absl::GetFlag(FLAGS_count); ++i) {
     const absl::Time next = absl::Now() + absl::GetFlag(FLAGS_interval);
     coupon::v1::IssueCouponRequest req;
-    req.set_coupon_id(absl::GetFlag(FLAGS_coupon));
+    req.set_coupon_id(coupons[i % coupons.size()]);
     req.set_user_id(absl::StrCat(tag, "-u", i));
     req.set_request_id(absl::StrCat(tag, "-r", i));
     coupon::v1::IssueCouponResponse resp;
@@ -398,15 +476,90 @@ int Issue() {
   return 0;
 }
 
+// ---------------------------------------------------------------------------
+// freeze
+/// One libpq connection, closed on destruction; one thread.
+class Pg {
+ public:
+  explicit Pg(const std::string& dsn) : conn_(PQconnectdb(dsn.c_str())) {
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      Die(absl::StrCat("PostgreSQL: ", PQerrorMessage(conn_)));
+    }
+  }
+  ~Pg() { PQfinish(conn_); }
+  Pg(const Pg&) = delete;
+  Pg& operator=(const Pg&) = delete;
+
+  // The first row of a one-parameter query, or empty when it has none.
+  std::vector<std::string> Row(const char* sql, const std::string& param) {
+    const char* values[] = {param.c_str()};
+    PGresult* r = PQexecParams(conn_, sql, 1, nullptr, values, nullptr, nullptr, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      std::string e = PQresultErrorMessage(r);
+      PQclear(r);
+      Die(absl::StrCat("PostgreSQL: ", e));
+    }
+    std::vector<std::string> row;
+    if (PQntuples(r) > 0) {
+      for (int c = 0; c < PQnfields(r); ++c) row.push_back(PQgetvalue(r, 0, c));
+    }
+    PQclear(r);
+    return row;
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+int Freeze() {
+  const std::string app = absl::GetFlag(FLAGS_application_name);
+  const pid_t pid = absl::GetFlag(FLAGS_pid);
+  if (app.empty() || pid <= 0) Die("freeze needs --application_name and --pid");
+  Pg pg(absl::GetFlag(FLAGS_pg_dsn));
+  // A session inside a transaction that has written: backend_xid is set from
+  // its first write until it ends. The xid's epoch comes from the snapshot, so
+  // this session takes no xid of its own.
+  constexpr char kInTransaction[] =
+      "SELECT pid, backend_xid::text, state, "
+      "  (((pg_snapshot_xmax(pg_current_snapshot())::text::bigint >> 32) << 32)"
+      "   + backend_xid::text::bigint)::text "
+      "FROM pg_stat_activity "
+      "WHERE application_name = $1 AND backend_xid IS NOT NULL "
+      "  AND state IN ('active', 'idle in transaction') "
+      "ORDER BY xact_start LIMIT 1";
+  const absl::Time until = absl::Now() + absl::GetFlag(FLAGS_timeout);
+  for (int attempt = 1; absl::Now() < until; ++attempt) {
+    std::vector<std::string> seen;
+    while (seen.empty() && absl::Now() < until) seen = pg.Row(kInTransaction, app);
+    if (seen.empty()) break;
+    if (kill(pid, SIGSTOP) != 0) Die(absl::StrCat("kill -STOP ", pid, " failed"));
+    const int64_t stopped_ms = UnixMs();
+    // A statement still running when its client stopped ends; the transaction
+    // does not, since COMMIT can no longer be sent.
+    absl::SleepFor(absl::Milliseconds(200));
+    std::vector<std::string> now = pg.Row(kInTransaction, app);
+    if (!now.empty() && now[0] == seen[0] && now[1] == seen[1]) {
+      std::cout << stopped_ms << "\t" << now[0] << "\t" << now[3] << "\t"
+                << now[2] << "\t" << attempt << "\n";
+      return 0;
+    }
+    // It committed (or rolled back) between the look and the stop: again.
+    kill(pid, SIGCONT);
+    absl::SleepFor(absl::Milliseconds(50 + 37 * (attempt % 7)));
+  }
+  Die(absl::StrCat("no transaction of ", app, " caught within ",
+                   absl::FormatDuration(absl::GetFlag(FLAGS_timeout))));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "chaos-probe topics|poison|dlq|lag|coupon|issue [flags]: tools of "
+      "chaos-probe topics|poison|dlq|lag|coupon|issue|freeze [flags]: tools of "
       "tests/chaos/run");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2)
-    Die("one subcommand: topics, poison, dlq, lag, coupon or issue");
+    Die("one subcommand: topics, poison, dlq, lag, coupon, issue or freeze");
   const std::string cmd = args[1];
   if (cmd == "topics") return Topics();
   if (cmd == "poison") return Poison();
@@ -414,5 +567,6 @@ int main(int argc, char** argv) {
   if (cmd == "lag") return Lag();
   if (cmd == "coupon") return Coupon();
   if (cmd == "issue") return Issue();
+  if (cmd == "freeze") return Freeze();
   Die("unknown subcommand " + cmd);
 }
