@@ -147,6 +147,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     RecorderConfig recorder_config;
     recorder_config.pg_dsn = config.pg_dsn;
     recorder_config.session = session;
+    // Each insert of answers commits on its own: a statement_timeout that
+    // fired while the commit waits for a synchronous standby would leave the
+    // answers on the primary alone and report them stored. A stuck database
+    // fills the recorder's queue instead, and the worker decides meanwhile.
+    recorder_config.session.statement_timeout = absl::ZeroDuration();
     recorder_config.connect_timeout = config.pg_timeout;
     p.recorder = std::make_unique<AnswerRecorder>(recorder_config);
     p.issuer = std::make_unique<KafkaIssuer>(p.producer.get(), p.recorder.get(),

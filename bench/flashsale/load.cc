@@ -389,8 +389,13 @@ void IssueDriver::OnDone(Call* call, const grpc::Status& status) {
     VLOG(1) << "IssueCoupon " << call->request.request_id() << " attempt "
             << call->attempt << ": " << StatusCodeName(status.error_code()) << " "
             << status.error_message();
+    // CANCELLED too: this client never cancels a call, so a CANCELLED is the
+    // server's. gRPC 1.51 answers CANCELLED, not UNAVAILABLE, to calls that
+    // arrived but were not started yet when a server shuts down
+    // (grpc/grpc#41785); the same request id sent again is safe either way.
     const bool retryable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                           status.error_code() == grpc::StatusCode::CANCELLED;
     if (retryable && call->attempt < options_.retries) {
       ++call->attempt;
       retries_.fetch_add(1, std::memory_order_relaxed);

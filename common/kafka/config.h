@@ -13,6 +13,13 @@ class Event;
 
 namespace coupon::kafka {
 
+// librdkafka's socket.timeout.ms for every client of ours: how long a
+// request to a broker that went silent (cut off without a reset) is waited
+// for before the client gives it up and asks another broker. librdkafka's
+// 60 s stalled every partition about a minute when a broker was isolated;
+// the cluster fences such a broker in about 10 s.
+inline constexpr char kSocketTimeoutMs[] = "10000";
+
 // Builds a librdkafka global configuration; INVALID_ARGUMENT names the
 // property librdkafka rejected. librdkafka's own log lines and errors go to
 // glog (a process-wide callback) unless the caller sets its own event_cb.

@@ -173,6 +173,7 @@ absl::StatusOr<std::unique_ptr<KafkaGroupConsumer>> KafkaGroupConsumer::Create(
       {"isolation.level", "read_committed"},
       // For the lag of each owned partition.
       {"statistics.interval.ms", "5000"},
+      {"socket.timeout.ms", kSocketTimeoutMs},
   };
   for (const auto& [k, v] : config.extra) props[k] = v;
   auto conf = MakeConf(props);
@@ -268,6 +269,7 @@ absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Create(
       {"enable.auto.offset.store", "false"},
       {"fetch.wait.max.ms", "10"},
       {"enable.partition.eof", "false"},
+      {"socket.timeout.ms", kSocketTimeoutMs},
   };
   for (const auto& [k, v] : extra) props[k] = v;
   auto conf = MakeConf(props);

@@ -123,6 +123,7 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(
       // Same partition for a key as Java clients.
       {"partitioner", "murmur2_random"},
       {"statistics.interval.ms", "1000"},
+      {"socket.timeout.ms", kSocketTimeoutMs},
   };
   // What every guarantee rests on: an event is acknowledged only once every
   // in-sync replica has it, and a retry never writes it twice or out of

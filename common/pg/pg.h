@@ -115,7 +115,10 @@ class Pool : public BoundedPool<Connection> {
                               const std::vector<Param>& params = {});
 };
 
-// Runs `body` inside BEGIN/COMMIT; rolls back when it fails.
+// Runs `body` inside BEGIN/COMMIT; rolls back when it fails. The COMMIT runs
+// with no statement_timeout: a commit cancelled while it waits for a
+// synchronous standby stays on the primary alone, yet reports success (with
+// a warning), and a failover would then lose what the caller was told.
 template <typename Fn>
 absl::Status InTransaction(Connection& conn, Fn&& body);
 
@@ -133,6 +136,7 @@ absl::Status InTransaction(Connection& conn, Fn&& body) {
   auto begin = conn.Exec("BEGIN");
   if (!begin.ok()) return begin.status();
   absl::Status status = body();
+  if (status.ok()) status = conn.Exec("SET LOCAL statement_timeout = 0").status();
   if (status.ok()) {
     auto commit = conn.Exec("COMMIT");
     if (commit.ok()) return absl::OkStatus();

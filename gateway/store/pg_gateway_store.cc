@@ -16,18 +16,23 @@ pg::Param OptionalMicros(const std::optional<UnixMicros>& t) {
 
 absl::StatusOr<CouponInfo> PgGatewayStore::CreateCoupon(const NewCoupon& c) {
   ASSIGN_OR_RETURN(auto conn, pool_->Acquire(absl::Now() + timeout_));
-  ASSIGN_OR_RETURN(
-      pg::Result r,
-      conn->Exec(absl::StrCat(
-                     "INSERT INTO coupons (name, total_quantity, "
-                     "remaining_quantity, starts_at, ends_at) "
-                     "VALUES ($1, $2, $2, ",
-                     pg::MicrosToTimestamp("$3::bigint"), ", ",
-                     pg::MicrosToTimestamp("$4::bigint"), ") RETURNING ",
-                     pg::kCouponColumns),
-                 {c.name, absl::StrCat(c.total_quantity),
-                  OptionalMicros(c.starts_at), OptionalMicros(c.ends_at)}));
-  return pg::CouponFromRow(r, 0);
+  CouponInfo created;
+  // In a transaction, for its durable commit (pg::InTransaction).
+  RETURN_IF_ERROR(pg::InTransaction(*conn, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(
+        pg::Result r,
+        conn->Exec(absl::StrCat("INSERT INTO coupons (name, total_quantity, "
+                                "remaining_quantity, starts_at, ends_at) "
+                                "VALUES ($1, $2, $2, ",
+                                pg::MicrosToTimestamp("$3::bigint"), ", ",
+                                pg::MicrosToTimestamp("$4::bigint"), ") RETURNING ",
+                                pg::kCouponColumns),
+                   {c.name, absl::StrCat(c.total_quantity), OptionalMicros(c.starts_at),
+                    OptionalMicros(c.ends_at)}));
+    created = pg::CouponFromRow(r, 0);
+    return absl::OkStatus();
+  }));
+  return created;
 }
 
 absl::StatusOr<CouponInfo> PgGatewayStore::GetCoupon(int64_t coupon_id) {
