@@ -6,8 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/wire/event_codec.h"
-#include "common/wire/proto_convert.h"
-#include "coupon/v1/events.pb.h"
 #include "glog/logging.h"
 
 namespace coupon::worker {
@@ -48,19 +46,6 @@ class Acks : public std::enable_shared_from_this<Acks> {
   absl::Status first_error_;
 };
 
-std::string DeadLetterPayload(const RawEvent& e, const std::string& reason,
-                              UnixMicros now) {
-  v1::DeadLetter dl;
-  dl.set_payload(e.payload);
-  dl.set_key(e.key);
-  dl.set_reason(reason);
-  dl.set_topic(e.topic);
-  dl.set_partition(e.partition);
-  dl.set_offset(e.offset);
-  *dl.mutable_dead_at() = ToProtoTime(now);
-  return dl.SerializeAsString();
-}
-
 }  // namespace
 
 BatchProcessor::BatchProcessor(IssuanceStore* store, EventPublisher* publisher,
@@ -94,7 +79,7 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   BatchDecision decision;
   const absl::Time store_start = absl::Now();
   if (!requests.empty()) {
-    absl::StatusOr<BatchDecision> stored = store_->DecideAndStore(requests, now);
+    absl::StatusOr<BatchDecision> stored = store_->DecideAndStore(requests, now, DecideBatch);
     if (!stored.ok()) return stored.status();
     decision = std::move(*stored);
   }
@@ -117,7 +102,9 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
     LOG(WARNING) << "dead letter: " << e.topic << "/" << e.partition << "@"
                  << e.offset << ": " << reason;
     publisher_->Publish(topics_.dead_letter, e.key,
-                        DeadLetterPayload(e, reason, now), acks->Expect());
+                        EncodeDeadLetter(DeadLetter{e.payload, e.key, reason, e.topic,
+                                                 e.partition, e.offset, now}),
+                        acks->Expect());
   }
   stats->decided = decision.fresh.size();
   for (size_t i : decision.fresh) {

@@ -1,9 +1,10 @@
 #pragma once
 
-// One partition's batch, start to end: decode the events, decide and store
-// them in one transaction, publish the results and dead letters, and wait for
-// the broker's acknowledgements. Only when Process returns OK may the batch's
-// offsets be committed. No Kafka consumer here: the loop in worker.cc owns it.
+// One batch, start to end (the events of one poll, from any partitions, each
+// partition's in offset order): decode the events, decide and store them in
+// one transaction, publish the results and dead letters, and wait for the
+// broker's acknowledgements. Only when Process returns OK may the batch's
+// offsets be committed. No Kafka consumer here: consume_loop.cc owns it.
 
 #include <cstdint>
 #include <functional>

@@ -52,9 +52,8 @@ BatchDecision DecideBatch(const std::vector<IssueRequest>& requests,
     result.coupon_id = req.coupon_id;
     result.user_id = req.user_id;
     result.decided_at = now;
-    Outcome window = WindowOutcome(coupon, req.requested_at);
-    if (window != Outcome::kIssued) {
-      result.outcome = window;
+    if (std::optional<Outcome> outside = OutsideWindow(coupon, req.requested_at)) {
+      result.outcome = *outside;
     } else if (snap.holders.contains({req.coupon_id, req.user_id})) {
       result.outcome = Outcome::kAlreadyIssued;
     } else if (coupon.remaining_quantity <= 0) {

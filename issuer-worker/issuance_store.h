@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -8,16 +9,23 @@
 
 namespace coupon::worker {
 
+/// Where a batch is decided: the store gives the decision what it needs, in
+/// a transaction that holds the batch's coupons, and keeps what it decided.
+/// The decision itself is the caller's (decision.h), not the store's.
 class IssuanceStore {
  public:
+  // A decision over the batch and what the store held (DecideBatch).
+  using Decide = std::function<BatchDecision(const std::vector<IssueRequest>&, Snapshot,
+                                             UnixMicros now)>;
+
   virtual ~IssuanceStore() = default;
 
-  // In ONE transaction: locks the batch's coupons, loads what DecideBatch
-  // needs, decides, and stores the copies, the results and the stock taken.
+  // In ONE transaction: locks the batch's coupons, loads the Snapshot,
+  // calls `decide`, and stores the copies, the results and the stock taken.
   // Returns the decision with user_coupon_id filled in for new copies. On
   // error nothing is stored and the batch may be retried as it is.
   virtual absl::StatusOr<BatchDecision> DecideAndStore(
-      const std::vector<IssueRequest>& requests, UnixMicros now) = 0;
+      const std::vector<IssueRequest>& requests, UnixMicros now, const Decide& decide) = 0;
 };
 
 }  // namespace coupon::worker

@@ -20,18 +20,19 @@ class PgIssuanceStore final : public IssuanceStore {
         connect_timeout_(connect_timeout),
         session_(std::move(session)) {}
 
-  absl::StatusOr<BatchDecision> DecideAndStore(
-      const std::vector<IssueRequest>& requests, UnixMicros now) override;
+  absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
+                                               UnixMicros now, const Decide& decide) override;
 
   // (Re)connects unless the connection can be used.
   absl::Status Connect();
 
  private:
-  absl::StatusOr<BatchDecision> DecideAndStoreOnce(
-      const std::vector<IssueRequest>& requests, UnixMicros now);
-  absl::StatusOr<BatchDecision> InTransaction(
-      pg::Connection& conn, const std::vector<IssueRequest>& requests,
-      UnixMicros now);
+  // In the batch's transaction: locks its coupons and reads what the
+  // decision needs; then writes what it decided, filling in the new copies'
+  // user_coupon_id.
+  static absl::StatusOr<Snapshot> Load(pg::Connection& conn,
+                                       const std::vector<IssueRequest>& requests);
+  static absl::Status Store(pg::Connection& conn, BatchDecision& decision, UnixMicros now);
 
   const std::string dsn_;
   const absl::Duration connect_timeout_;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/domain/status_macros.h"
+#include "common/pg/issuance.h"
 #include "redis-issuer/records.h"
 
 namespace coupon::redis_issuer {
@@ -9,16 +10,10 @@ namespace coupon::redis_issuer {
 absl::StatusOr<int64_t> StoreCopy(pg::Connection& conn, const IssueResult& r) {
   int64_t user_coupon_id = 0;
   RETURN_IF_ERROR(pg::InTransaction(conn, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(
-        pg::Result inserted,
-        conn.Exec(absl::StrCat("INSERT INTO user_coupons (coupon_id, user_id,"
-                               " request_id, issued_at) VALUES ($1, $2, $3, ",
-                               pg::MicrosToTimestamp("$4::bigint"),
-                               ") ON CONFLICT (request_id) DO NOTHING"
-                               " RETURNING user_coupon_id"),
-                  {absl::StrCat(r.coupon_id), r.user_id, r.request_id,
-                   absl::StrCat(r.decided_at)}));
-    if (inserted.rows() == 0) {  // written by an earlier try of this request
+    ASSIGN_OR_RETURN(auto ids,
+                     pg::InsertCopies(conn, {{r.coupon_id, r.user_id, r.request_id}},
+                                      r.decided_at, /*skip_written=*/true));
+    if (ids.empty()) {  // written by an earlier try of this request
       ASSIGN_OR_RETURN(pg::Result existing,
                        conn.Exec("SELECT user_coupon_id FROM user_coupons"
                                  " WHERE request_id = $1",
@@ -26,21 +21,15 @@ absl::StatusOr<int64_t> StoreCopy(pg::Connection& conn, const IssueResult& r) {
       user_coupon_id = existing.GetInt64(0, 0);
       return absl::OkStatus();
     }
-    user_coupon_id = inserted.GetInt64(0, 0);
-    const std::string id = absl::StrCat(user_coupon_id);
-    RETURN_IF_ERROR(
-        conn.Exec(absl::StrCat("INSERT INTO issue_results (request_id,"
-                               " coupon_id, user_id, outcome, user_coupon_id,"
-                               " remaining_quantity, decided_at) VALUES"
-                               " ($1, $2, $3, 'ISSUED', $4, $5, ",
-                               pg::MicrosToTimestamp("$6::bigint"), ")"),
-                  {r.request_id, absl::StrCat(r.coupon_id), r.user_id, id,
-                   absl::StrCat(r.remaining_quantity), absl::StrCat(r.decided_at)})
-            .status());
+    user_coupon_id = ids.begin()->second;
+    IssueResult issued = r;
+    issued.outcome = Outcome::kIssued;
+    issued.user_coupon_id = user_coupon_id;
+    RETURN_IF_ERROR(pg::InsertResults(conn, {issued}));
     return conn
-        .Exec("INSERT INTO coupon_outbox (coupon_id, user_coupon_id,"
-              " request_id) VALUES ($1, $2, $3)",
-              {absl::StrCat(r.coupon_id), id, r.request_id})
+        .Exec("INSERT INTO coupon_outbox (coupon_id, user_coupon_id, request_id)"
+              " VALUES ($1, $2, $3)",
+              {absl::StrCat(r.coupon_id), absl::StrCat(user_coupon_id), r.request_id})
         .status();
   }));
   return user_coupon_id;

@@ -31,10 +31,10 @@ std::optional<Outcome> OutcomeFromName(absl::string_view name) {
   return std::nullopt;
 }
 
-Outcome WindowOutcome(const CouponInfo& coupon, UnixMicros at) {
+std::optional<Outcome> OutsideWindow(const CouponInfo& coupon, UnixMicros at) {
   if (coupon.starts_at && at < *coupon.starts_at) return Outcome::kNotStarted;
   if (coupon.ends_at && at >= *coupon.ends_at) return Outcome::kExpired;
-  return Outcome::kIssued;
+  return std::nullopt;
 }
 
 }  // namespace coupon

@@ -44,9 +44,9 @@ struct CouponInfo {
   UnixMicros created_at = 0;
 };
 
-// Where `at` falls against the coupon's validity window: kIssued stands for
-// "inside", otherwise kNotStarted or kExpired.
-Outcome WindowOutcome(const CouponInfo& coupon, UnixMicros at);
+// The outcome of a request at `at` outside the coupon's validity window
+// (kNotStarted or kExpired); nullopt inside it.
+std::optional<Outcome> OutsideWindow(const CouponInfo& coupon, UnixMicros at);
 
 // One issue request as it travels on `coupon-issue-request`.
 struct IssueRequest {
@@ -79,6 +79,18 @@ struct IssueResult {
            remaining_quantity == o.remaining_quantity &&
            decided_at == o.decided_at;
   }
+};
+
+// An event the worker could not decide, as it goes to the dead-letter topic:
+// the event's bytes and where they were, and why.
+struct DeadLetter {
+  std::string payload;
+  std::string key;
+  std::string reason;
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  UnixMicros dead_at = 0;
 };
 
 struct UserCouponRow {

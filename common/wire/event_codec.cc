@@ -61,6 +61,32 @@ absl::StatusOr<IssueResult> DecodeIssueResult(absl::string_view bytes) {
   return result;
 }
 
+std::string EncodeDeadLetter(const DeadLetter& d) {
+  v1::DeadLetter proto;
+  proto.set_payload(d.payload);
+  proto.set_key(d.key);
+  proto.set_reason(d.reason);
+  proto.set_topic(d.topic);
+  proto.set_partition(d.partition);
+  proto.set_offset(d.offset);
+  *proto.mutable_dead_at() = ToProtoTime(d.dead_at);
+  return proto.SerializeAsString();
+}
+
+absl::StatusOr<DeadLetter> DecodeDeadLetter(absl::string_view bytes) {
+  v1::DeadLetter proto;
+  RETURN_IF_ERROR(ParseProto(bytes, &proto));
+  DeadLetter d;
+  ASSIGN_OR_RETURN(d.dead_at, FromProtoTime("dead_at", proto.dead_at()));
+  d.payload = proto.payload();
+  d.key = proto.key();
+  d.reason = proto.reason();
+  d.topic = proto.topic();
+  d.partition = proto.partition();
+  d.offset = proto.offset();
+  return d;
+}
+
 std::string CouponKey(int64_t coupon_id) { return absl::StrCat(coupon_id); }
 
 }  // namespace coupon

@@ -21,6 +21,11 @@ absl::StatusOr<IssueRequest> DecodeIssueRequested(absl::string_view bytes);
 std::string EncodeIssueResult(const IssueResult& result);
 absl::StatusOr<IssueResult> DecodeIssueResult(absl::string_view bytes);
 
+// The dead-letter topic's events. Decoding is for operators' tools and
+// tests; the worker only writes them.
+std::string EncodeDeadLetter(const DeadLetter& dead);
+absl::StatusOr<DeadLetter> DecodeDeadLetter(absl::string_view bytes);
+
 // The Kafka message key of both topics: the coupon id in decimal.
 std::string CouponKey(int64_t coupon_id);
 

@@ -60,9 +60,8 @@ void IssueService::Issue(IssueCommand cmd, absl::Time deadline, IssueDone done) 
   // In the worker's order: the window, then the user's copy, then the stock.
   const UnixMicros now = absl::ToUnixMicros(clock_());
   IssueResult proposed;
-  if (Outcome window = WindowOutcome(*coupon, now); window != Outcome::kIssued) {
-    proposed = IssueResult{cmd.request_id, cmd.coupon_id, cmd.user_id, window,
-                           0, -1, now};
+  if (std::optional<Outcome> outside = OutsideWindow(*coupon, now)) {
+    proposed = IssueResult{cmd.request_id, cmd.coupon_id, cmd.user_id, *outside, 0, -1, now};
   } else if (Known inferred = known_ ? known_->Infer(cmd.request_id, cmd.coupon_id,
                                                      cmd.user_id, now)
                                      : Known{};

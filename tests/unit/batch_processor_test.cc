@@ -19,11 +19,11 @@ using ::testing::SizeIs;
 // Decides against an in-memory snapshot: the real DecideBatch, no database.
 class MemoryStore : public IssuanceStore {
  public:
-  absl::StatusOr<BatchDecision> DecideAndStore(
-      const std::vector<IssueRequest>& requests, UnixMicros now) override {
+  absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
+                                               UnixMicros now, const Decide& decide) override {
     ++calls;
     if (!fail_with.ok()) return fail_with;
-    return DecideBatch(requests, snapshot, now);
+    return decide(requests, snapshot, now);
   }
   Snapshot snapshot;
   absl::Status fail_with;

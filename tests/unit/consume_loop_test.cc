@@ -84,11 +84,11 @@ class FakeGroup : public kafka::GroupConsumer {
   int empty_polls_ = 0;
 };
 
-/// Decides with the real DecideBatch; fails the first `failures` batches.
+/// Decides with the decision it is given (DecideBatch); fails the first `failures` batches.
 class Store : public IssuanceStore {
  public:
-  absl::StatusOr<BatchDecision> DecideAndStore(
-      const std::vector<IssueRequest>& requests, UnixMicros now) override {
+  absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
+                                               UnixMicros now, const Decide& decide) override {
     batches.push_back(requests.size());
     if (failures > 0) {
       --failures;
@@ -100,7 +100,7 @@ class Store : public IssuanceStore {
     c.coupon_id = 7;
     c.total_quantity = c.remaining_quantity = 100;
     snap.coupons[7] = c;
-    return DecideBatch(requests, std::move(snap), now);
+    return decide(requests, std::move(snap), now);
   }
   int failures = 0;
   std::function<void()> on_failure;
