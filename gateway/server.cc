@@ -3,13 +3,13 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <unistd.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/wire/event_codec.h"
 #include "common/kafka/producer.h"
 #include "common/pg/pg.h"
+#include "common/service/instance_id.h"
 #include "common/service/redact.h"
 #include "common/metrics/http_server.h"
 #include "gateway/issue/coupon_cache.h"
@@ -28,27 +28,6 @@
 #include "grpc/health/v1/health.pb.h"
 
 namespace coupon::gateway {
-
-namespace {
-
-// No session of a gateway waits long for anything: a statement that would
-// (a lock held by a frozen worker, a server gone silent) fails, and the call
-// is answered UNAVAILABLE or, for an answer to store, decided by the worker.
-pg::SessionSettings GatewaySession(const GatewayConfig& config,
-                                   const std::string& gateway_id) {
-  pg::SessionSettings s;
-  s.statement_timeout = config.pg_timeout;
-  s.lock_timeout = std::min(config.pg_timeout, absl::Seconds(1));
-  s.idle_in_transaction_timeout = absl::Seconds(10);
-  s.keepalives_idle = absl::Seconds(10);
-  s.keepalives_interval = absl::Seconds(2);
-  s.keepalives_count = 3;
-  s.tcp_user_timeout = absl::Seconds(15);
-  s.application_name = absl::StrCat("coupon-gateway ", gateway_id);
-  return s;
-}
-
-}  // namespace
 
 struct GatewayServer::Parts {
   // First: destroyed last, so /metrics answers until the very end.
@@ -72,32 +51,42 @@ struct GatewayServer::Parts {
   std::unique_ptr<UserRateLimiter> limiter;
   std::unique_ptr<IssueService> issue;
   std::unique_ptr<CouponGrpcService> service;
+
+  // What the gRPC service reads from: PostgreSQL, and Redis in that mode.
+  GatewayStore* reads() {
+    if (redis_store) return redis_store.get();
+    return store.get();
+  }
+  Issuer* the_issuer() {
+    if (issuer) return issuer.get();
+    return redis_issuer.get();
+  }
 };
 
-GatewayServer::GatewayServer() : parts_(std::make_unique<Parts>()) {}
+namespace {
 
-absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
-    const GatewayConfig& config) {
-  if (absl::Status valid = config.Validate(); !valid.ok()) return valid;
-  std::unique_ptr<GatewayServer> self(new GatewayServer());
-  Parts& p = *self->parts_;
-  if (config.metrics_port != 0) {
-    auto http = metrics::ServeMetrics(
-        "0.0.0.0", config.metrics_port,
-        [gw = self.get()] { return gw->serving_.load(); });
-    if (!http.ok()) {
-      return absl::Status(http.status().code(),
-                          absl::StrCat("--metrics_port: ", http.status().message()));
-    }
-    p.http = std::move(*http);
-  }
-  ServingGauge().Set(0);
+using Parts = GatewayServer::Parts;
 
-  char host[256] = "gateway";
-  gethostname(host, sizeof(host) - 1);
-  const std::string gateway_id = absl::StrCat(host, "-", getpid());
+// No session of a gateway waits long for anything: a statement that would
+// (a lock held by a frozen worker, a server gone silent) fails, and the call
+// is answered UNAVAILABLE or, for an answer to store, decided by the worker.
+pg::SessionSettings GatewaySession(const GatewayConfig& config,
+                                   const std::string& gateway_id) {
+  pg::SessionSettings s;
+  s.statement_timeout = config.pg_timeout;
+  s.lock_timeout = std::min(config.pg_timeout, absl::Seconds(1));
+  s.idle_in_transaction_timeout = absl::Seconds(10);
+  s.keepalives_idle = absl::Seconds(10);
+  s.keepalives_interval = absl::Seconds(2);
+  s.keepalives_count = 3;
+  s.tcp_user_timeout = absl::Seconds(15);
+  s.application_name = absl::StrCat("coupon-gateway ", gateway_id);
+  return s;
+}
 
-  const pg::SessionSettings session = GatewaySession(config, gateway_id);
+// PostgreSQL, the caches, and the coupons read through them.
+void StartStores(const GatewayConfig& config, const pg::SessionSettings& session,
+                 Parts& p) {
   p.pool = std::make_unique<pg::Pool>(config.pg_dsn, config.pg_pool_size,
                                       config.pg_timeout, session);
   p.store = std::make_unique<PgGatewayStore>(p.pool.get(), config.pg_timeout);
@@ -115,71 +104,77 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
         return coupon;
       },
       config.not_found_ttl, /*max_entries=*/100'000);
+}
 
-  GatewayStore* store = p.store.get();
-  if (config.issuer_kind() == IssuerKind::kKafka) {
-    kafka::ProducerConfig producer_config;
-    producer_config.brokers = config.kafka_brokers;
-    producer_config.client_id = absl::StrCat("coupon-gateway-", gateway_id);
-    producer_config.message_timeout_ms = config.kafka_message_timeout_ms;
-    producer_config.linger_ms = config.kafka_linger_ms;
-    producer_config.max_queued_messages = config.kafka_max_queued_messages;
-    producer_config.extra = config.kafka_extra;
-    auto producer = kafka::Producer::Create(producer_config);
-    if (!producer.ok()) return producer.status();
-    p.producer = std::move(*producer);
-    // Not fatal: the gateway starts while Kafka is down and answers
-    // UNAVAILABLE until it is back.
-    if (absl::Status warm =
-            p.producer->WarmUp(config.request_topic, absl::Seconds(5));
-        !warm.ok()) {
-      LOG(WARNING) << "gateway: " << warm;
-    }
-
-    ResultListenerConfig listener_config;
-    listener_config.brokers = config.kafka_brokers;
-    listener_config.topic = config.result_topic;
-    listener_config.replay_window = config.result_replay_window;
-    listener_config.extra = config.kafka_extra;
-    p.listener = std::make_unique<ResultListener>(listener_config, p.hub.get());
-    if (absl::Status s = p.listener->Start(); !s.ok()) return s;
-
-    RecorderConfig recorder_config;
-    recorder_config.pg_dsn = config.pg_dsn;
-    recorder_config.session = session;
-    // Each insert of answers commits on its own: a statement_timeout that
-    // fired while the commit waits for a synchronous standby would leave the
-    // answers on the primary alone and report them stored. A stuck database
-    // fills the recorder's queue instead, and the worker decides meanwhile.
-    recorder_config.session.statement_timeout = absl::ZeroDuration();
-    recorder_config.connect_timeout = config.pg_timeout;
-    p.recorder = std::make_unique<AnswerRecorder>(recorder_config);
-    p.issuer = std::make_unique<KafkaIssuer>(p.producer.get(), p.recorder.get(),
-                                             p.hub.get(), config.request_topic,
-                                             gateway_id);
-  } else {
-    redis::RedisConfig redis_config;
-    redis_config.addr = config.redis_addr;
-    redis_config.password = config.redis_password;
-    redis_config.pool_size = config.redis_pool_size;
-    redis_config.command_timeout = config.redis_timeout;
-    auto redis = redis::Client::Create(redis_config);
-    if (!redis.ok()) return redis.status();
-    p.redis = std::move(*redis);
-    p.redis_issuer = std::make_unique<RedisIssuer>(
-        p.redis.get(), p.pool.get(), p.hub.get(), config.redis_record_ttl);
-    p.redis_store = std::make_unique<RedisAwareStore>(p.store.get(),
-                                                      p.redis_issuer.get());
-    p.results = std::make_unique<redis::Subscriber>(
-        redis_config, redis_issuer::kResultChannel, [hub = p.hub.get()](const std::string& payload) {
-          absl::StatusOr<IssueResult> result = DecodeIssueResult(payload);
-          if (result.ok()) hub->Publish(*result);
-        });
-    p.results->Start();
-    store = p.redis_store.get();
+// The improved system: the producer, the result listener, the answer
+// recorder and the Kafka issuer.
+absl::Status StartKafkaMode(const GatewayConfig& config, const std::string& gateway_id,
+                            const pg::SessionSettings& session, Parts& p) {
+  kafka::ProducerConfig producer_config;
+  producer_config.brokers = config.kafka_brokers;
+  producer_config.client_id = absl::StrCat("coupon-gateway-", gateway_id);
+  producer_config.message_timeout_ms = config.kafka_message_timeout_ms;
+  producer_config.linger_ms = config.kafka_linger_ms;
+  producer_config.max_queued_messages = config.kafka_max_queued_messages;
+  producer_config.extra = config.kafka_extra;
+  auto producer = kafka::Producer::Create(producer_config);
+  if (!producer.ok()) return producer.status();
+  p.producer = std::move(*producer);
+  // Not fatal: the gateway starts while Kafka is down and answers
+  // UNAVAILABLE until it is back.
+  if (absl::Status warm = p.producer->WarmUp(config.request_topic, absl::Seconds(5));
+      !warm.ok()) {
+    LOG(WARNING) << "gateway: " << warm;
   }
-  p.poller = std::make_unique<StoredResultPoller>(p.hub.get(), store);
-  Issuer* issuer = p.issuer ? p.issuer.get() : p.redis_issuer.get();
+  ResultListenerConfig listener_config;
+  listener_config.brokers = config.kafka_brokers;
+  listener_config.topic = config.result_topic;
+  listener_config.replay_window = config.result_replay_window;
+  listener_config.extra = config.kafka_extra;
+  p.listener = std::make_unique<ResultListener>(listener_config, p.hub.get());
+  if (absl::Status s = p.listener->Start(); !s.ok()) return s;
+
+  RecorderConfig recorder_config;
+  recorder_config.pg_dsn = config.pg_dsn;
+  recorder_config.session = session;
+  // Each insert of answers commits on its own: a statement_timeout that fired
+  // while the commit waits for a synchronous standby would leave the answers
+  // on the primary alone and report them stored. A stuck database fills the
+  // recorder's queue instead, and the worker decides meanwhile.
+  recorder_config.session.statement_timeout = absl::ZeroDuration();
+  recorder_config.connect_timeout = config.pg_timeout;
+  p.recorder = std::make_unique<AnswerRecorder>(recorder_config);
+  p.issuer = std::make_unique<KafkaIssuer>(p.producer.get(), p.recorder.get(), p.hub.get(),
+                                           config.request_topic, gateway_id);
+  return absl::OkStatus();
+}
+
+// The design's existing system: Redis, its issuer and its result channel.
+absl::Status StartRedisMode(const GatewayConfig& config, Parts& p) {
+  redis::RedisConfig redis_config;
+  redis_config.addr = config.redis_addr;
+  redis_config.password = config.redis_password;
+  redis_config.pool_size = config.redis_pool_size;
+  redis_config.command_timeout = config.redis_timeout;
+  auto redis = redis::Client::Create(redis_config);
+  if (!redis.ok()) return redis.status();
+  p.redis = std::move(*redis);
+  p.redis_issuer = std::make_unique<RedisIssuer>(p.redis.get(), p.pool.get(), p.hub.get(),
+                                                 config.redis_record_ttl);
+  p.redis_store = std::make_unique<RedisAwareStore>(p.store.get(), p.redis_issuer.get());
+  p.results = std::make_unique<redis::Subscriber>(
+      redis_config, redis_issuer::kResultChannel,
+      [hub = p.hub.get()](const std::string& payload) {
+        absl::StatusOr<IssueResult> result = DecodeIssueResult(payload);
+        if (result.ok()) hub->Publish(*result);
+      });
+  p.results->Start();
+  return absl::OkStatus();
+}
+
+// Who may do what, the IssueCoupon front end and the gRPC service.
+absl::Status StartFrontEnd(const GatewayConfig& config, Parts& p) {
+  p.poller = std::make_unique<StoredResultPoller>(p.hub.get(), p.reads());
   auto admin = AdminAuthorizer::Create(config.admin);
   if (!admin.ok()) return admin.status();
   p.admin = std::move(*admin);
@@ -191,11 +186,17 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
     p.limiter = std::make_unique<UserRateLimiter>(config.user_rate_limit);
   }
   p.issue = std::make_unique<IssueService>(
-      p.coupons.get(), config.precheck ? &p.hub->cache() : nullptr, issuer,
+      p.coupons.get(), config.precheck ? &p.hub->cache() : nullptr, p.the_issuer(),
       p.limiter.get());
-  p.service = std::make_unique<CouponGrpcService>(
-      p.issue.get(), p.hub.get(), store, p.admin.get(), config.issue_deadline);
+  p.service = std::make_unique<CouponGrpcService>(p.issue.get(), p.hub.get(), p.reads(),
+                                                  p.admin.get(), config.issue_deadline);
+  return absl::OkStatus();
+}
 
+// The gRPC server on --listen, with health and reflection, not serving yet.
+absl::StatusOr<std::unique_ptr<grpc::Server>> BuildServer(const GatewayConfig& config,
+                                                          grpc::Service* service,
+                                                          int* port) {
   grpc::EnableDefaultHealthCheckService(true);
   // Keeps the health schema linked in, for reflection (see health.proto).
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -216,21 +217,79 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
         GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
         static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_age_grace)));
   }
-  builder.AddListeningPort(config.listen, MakeServerCredentials(config.tls),
-                           &self->port_);
-  builder.RegisterService(p.service.get());
-  self->server_ = builder.BuildAndStart();
-  if (!self->server_ || self->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config.listen,
-                     " (address in use, or not an address:port?)"));
+  builder.AddListeningPort(config.listen, MakeServerCredentials(config.tls), port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || *port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config.listen, " (address in use, or not an address:port?)"));
   }
-  self->server_->GetHealthCheckService()->SetServingStatus(false);
-  self->readiness_ = std::thread([gw = self.get()] {
-    while (!gw->stopping_.load()) {
-      if (gw->ready()) {
-        gw->server_->GetHealthCheckService()->SetServingStatus(true);
-        gw->serving_.store(true);
+  server->GetHealthCheckService()->SetServingStatus(false);
+  return server;
+}
+
+// Where the gateway connects and how, secrets redacted: e.g. that sslmode or
+// SASL is in effect.
+void LogStarted(const GatewayConfig& config, const std::string& gateway_id, int port) {
+  const bool kafka = config.issuer_kind() == IssuerKind::kKafka;
+  LOG(INFO) << "gateway " << gateway_id << " (" << (kafka ? "kafka" : "redis")
+            << " issuer) listening on port " << port
+            << (kafka ? absl::StrCat(", kafka ", config.kafka_brokers, ", topics ",
+                                     config.request_topic, " -> ", config.result_topic)
+                      : absl::StrCat(", redis ", config.redis_addr));
+  LOG(INFO) << "gateway: " << config.tls.Describe() << "; postgres "
+            << RedactDsn(config.pg_dsn)
+            << (config.kafka_extra.empty() || !kafka
+                    ? ""
+                    : absl::StrCat("; kafka properties ", RedactProperties(config.kafka_extra)))
+            << "; per-user limit "
+            << (config.user_rate_limit.enabled()
+                    ? absl::StrCat(config.user_rate_limit.burst, " at once, then ",
+                                   config.user_rate_limit.per_second, "/s")
+                    : "off");
+}
+
+}  // namespace
+
+GatewayServer::GatewayServer() : parts_(std::make_unique<Parts>()) {}
+
+absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
+    const GatewayConfig& config) {
+  if (absl::Status valid = config.Validate(); !valid.ok()) return valid;
+  std::unique_ptr<GatewayServer> self(new GatewayServer());
+  Parts& p = *self->parts_;
+  if (config.metrics_port != 0) {
+    auto http = metrics::ServeMetrics("0.0.0.0", config.metrics_port,
+                                      [gw = self.get()] { return gw->serving_.load(); });
+    if (!http.ok()) {
+      return absl::Status(http.status().code(),
+                          absl::StrCat("--metrics_port: ", http.status().message()));
+    }
+    p.http = std::move(*http);
+  }
+  ServingGauge().Set(0);
+  const std::string gateway_id = service::InstanceId();
+  const pg::SessionSettings session = GatewaySession(config, gateway_id);
+  StartStores(config, session, p);
+  absl::Status mode = config.issuer_kind() == IssuerKind::kKafka
+                          ? StartKafkaMode(config, gateway_id, session, p)
+                          : StartRedisMode(config, p);
+  if (!mode.ok()) return mode;
+  if (absl::Status s = StartFrontEnd(config, p); !s.ok()) return s;
+  auto server = BuildServer(config, p.service.get(), &self->port_);
+  if (!server.ok()) return server.status();
+  self->server_ = std::move(*server);
+  self->StartReadiness();
+  LogStarted(config, gateway_id, self->port_);
+  return self;
+}
+
+void GatewayServer::StartReadiness() {
+  readiness_ = std::thread([this] {
+    while (!stopping_.load()) {
+      if (ready()) {
+        server_->GetHealthCheckService()->SetServingStatus(true);
+        serving_.store(true);
         ServingGauge().Set(1);
         LOG(INFO) << "gateway: serving (result listener ready)";
         return;
@@ -238,28 +297,6 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
       absl::SleepFor(absl::Milliseconds(50));
     }
   });
-  if (config.issuer_kind() == IssuerKind::kKafka) {
-    LOG(INFO) << "gateway " << gateway_id << " (kafka issuer) listening on port "
-              << self->port_ << ", kafka " << config.kafka_brokers << ", topics "
-              << config.request_topic << " -> " << config.result_topic;
-  } else {
-    LOG(INFO) << "gateway " << gateway_id << " (redis issuer) listening on port "
-              << self->port_ << ", redis " << config.redis_addr;
-  }
-  // Secrets redacted: the lines show where the gateway connects and how,
-  // e.g. that sslmode or SASL is in effect.
-  LOG(INFO) << "gateway: " << config.tls.Describe() << "; postgres "
-            << RedactDsn(config.pg_dsn)
-            << (config.kafka_extra.empty() || config.issuer_kind() != IssuerKind::kKafka
-                    ? ""
-                    : absl::StrCat("; kafka properties ",
-                                   RedactProperties(config.kafka_extra)))
-            << "; per-user limit "
-            << (config.user_rate_limit.enabled()
-                    ? absl::StrCat(config.user_rate_limit.burst, " at once, then ",
-                                   config.user_rate_limit.per_second, "/s")
-                    : "off");
-  return self;
 }
 
 void GatewayServer::Wait() { server_->Wait(); }

@@ -38,9 +38,14 @@ class GatewayServer {
   // Once; later calls do nothing.
   void Shutdown(absl::Duration grace);
 
- private:
+  // The gateway's parts, in the order they are built and (reversed)
+  // destroyed; server.cc only.
   struct Parts;
+
+ private:
   GatewayServer();
+  // Flips health to SERVING once ready(), from a thread of its own.
+  void StartReadiness();
   std::unique_ptr<Parts> parts_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -556,7 +556,8 @@ absl::StatusOr<RunReport> RunFlashSale(const FlashSaleConfig& config) {
   }
   if (!missing.empty()) {
     LOG(WARNING) << "fetching " << missing.size()
-                 << " ACCEPTED results by request id";
+                 << " ACCEPTED results by request id, the first "
+                 << plan.RequestId(missing.front());
     absl::Status s = FetchByRequestId(stubs, plan, missing, kLateFetchDeadline, &ledger);
     if (!s.ok()) {
       report.watch_problems.push_back(

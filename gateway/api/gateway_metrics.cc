@@ -22,8 +22,7 @@ struct IssueMetrics {
   std::array<metrics::Counter*, kCodes> failed;  // by status code
   metrics::Histogram* failed_latency;
 
-  IssueMetrics() {
-    auto& r = metrics::Registry::Default();
+  explicit IssueMetrics(metrics::Registry& r) {
     in_flight = &r.AddGauge("coupon_gateway_issue_in_flight",
                             "IssueCoupon calls being answered (most wait for "
                             "the broker's acknowledgement).")
@@ -49,22 +48,17 @@ struct IssueMetrics {
     }
     failed_latency = &latency.WithLabelValues({"NONE"});
   }
-
-  static IssueMetrics& Get() {
-    static IssueMetrics* m = new IssueMetrics();
-    return *m;
-  }
 };
 
 }  // namespace
 
 absl::Time IssueCallStarted() {
-  IssueMetrics::Get().in_flight->Inc();
+  metrics::Instance<IssueMetrics>().in_flight->Inc();
   return absl::Now();
 }
 
 void IssueCallFinished(absl::Time started, const absl::StatusOr<IssueReply>& reply) {
-  IssueMetrics& m = IssueMetrics::Get();
+  IssueMetrics& m = metrics::Instance<IssueMetrics>();
   const double seconds = absl::ToDoubleSeconds(absl::Now() - started);
   m.in_flight->Dec();
   if (reply.ok()) {

@@ -82,7 +82,7 @@ void ResultCache::SetCouponLocked(int64_t coupon_id, bool sold_out,
   state.sold_out = state.sold_out || sold_out || state.remaining == 0;
 }
 
-bool ResultCache::Learn(const IssueResult& r) {
+bool ResultCache::Learn(const IssueResult& r, Source source) {
   absl::MutexLock lock(&mu_);
   if (auto it = queued_.find(r.request_id);
       it != queued_.end() &&
@@ -108,10 +108,15 @@ bool ResultCache::Learn(const IssueResult& r) {
   SetCouponLocked(r.coupon_id, r.outcome == Outcome::kSoldOut, r.remaining_quantity);
   EvictHoldersLocked();
 
+  const bool from_issuer = source == Source::kIssuer;
   auto [it, added] = results_.try_emplace(
       r.request_id, Stored{r.coupon_id, r.user_id, r.outcome, r.user_coupon_id,
-                           r.remaining_quantity, r.decided_at});
-  if (!added) return false;  // a replay: the first result stands
+                           r.remaining_quantity, r.decided_at, from_issuer});
+  if (!added) {  // the first result stands
+    if (!from_issuer || it->second.from_issuer) return false;  // a replay
+    it->second.from_issuer = true;
+    return true;
+  }
   result_order_.emplace_back(r.request_id, ResultKind::kResult);
   result_bytes_ += Slot<std::string, Stored>() + Heap(it->first) +
                    Heap(it->second.user_id) +

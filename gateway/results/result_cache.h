@@ -53,11 +53,18 @@ class ResultCache {
  public:
   explicit ResultCache(CacheLimits limits = {});
 
-  // Learns a stored result. Returns true when it is news: the cache did not
-  // hold this request id's result (a replayed event's result is not news).
-  // A REQUEST_ID_REUSED result is never kept under its id (the id's first
-  // use owns it); it only settles this gateway's queued request.
-  bool Learn(const IssueResult& result);
+  // Where a result was learned: from the issuer (the result topic, or the
+  // Redis mode's channel), or read from the store (an answer a gateway
+  // stored itself).
+  enum class Source { kIssuer, kStore };
+
+  // Learns a stored result. Returns true when it is news from `source`: the
+  // cache did not hold this request id's result learned from there (a
+  // replayed event's result is not news; the issuer's first word on an id
+  // the cache read from the store is). A REQUEST_ID_REUSED result is never
+  // kept under its id (the id's first use owns it); it only settles this
+  // gateway's queued request.
+  bool Learn(const IssueResult& result, Source source = Source::kIssuer);
 
   // This gateway queued (request id, coupon, user): a resend of the same
   // request is answered ACCEPTED without queueing it twice, and another
@@ -99,6 +106,7 @@ class ResultCache {
     int64_t user_coupon_id;
     int64_t remaining;
     UnixMicros decided_at;
+    bool from_issuer;  // the issuer sent it, not only the store
   };
   struct Caller {
     int64_t coupon_id;

@@ -24,20 +24,23 @@ class ResultHub {
       : cache_(limits.cache),
         watches_(limits.max_watches, limits.watch_queue_bytes) {}
 
-  // A result the issuer decided (from the result topic, or the Redis mode's
-  // channel): cached, and handed to the watchers of its request id and, if it
-  // is news, of its user and coupon. Replayed results reach request-id
-  // watchers only, who take one result per id.
+  // A result from the issuer (the result topic, or the Redis mode's
+  // channel): cached, and handed to the watchers of its request id and, the
+  // first time the issuer sends it, of its user and coupon. The issuer sends
+  // every queued request's result, also one a gateway stored first, so a
+  // caller told ACCEPTED finds it on those streams on every gateway.
+  // Replayed results reach request-id watchers only, who take one result
+  // per id.
   void Publish(const IssueResult& result) {
-    const bool news = cache_.Learn(result);
+    const bool news = cache_.Learn(result, ResultCache::Source::kIssuer);
     watches_.Deliver(result, /*live=*/news || !IsStoredOutcome(result.outcome));
   }
 
-  // A request id's stored result that was not decided by the issuer: an
-  // answer a gateway stored itself (SOLD_OUT, NOT_STARTED, ...), read back.
-  // Live watches by user or coupon follow the issuer's decisions only.
+  // A request id's stored result read from the store: an answer a gateway
+  // stored itself (SOLD_OUT, NOT_STARTED, ...). Live watches by user or
+  // coupon follow the issuer only.
   void Remember(const IssueResult& result) {
-    cache_.Learn(result);
+    cache_.Learn(result, ResultCache::Source::kStore);
     watches_.Deliver(result, /*live=*/false);
   }
 

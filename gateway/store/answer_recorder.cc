@@ -18,18 +18,15 @@ struct RecorderMetrics {
   metrics::Histogram& batch_answers;
   metrics::Histogram& batch_seconds;
 
-  static RecorderMetrics& Get() {
-    static RecorderMetrics* m = new RecorderMetrics(
-        metrics::Registry::Default(),
-        metrics::Registry::Default().AddCounter(
-            "coupon_gateway_answers_stored_total",
-            "Answers the gateway gave without the worker, by what storing them "
-            "found: stored (the id's first result), existing (the id held a "
-            "result already, which was answered instead), failed (not stored: "
-            "the worker decided instead).",
-            {"found"}));
-    return *m;
-  }
+  explicit RecorderMetrics(metrics::Registry& r)
+      : RecorderMetrics(
+            r, r.AddCounter(
+                   "coupon_gateway_answers_stored_total",
+                   "Answers the gateway gave without the worker, by what storing "
+                   "them found: stored (the id's first result), existing (the id "
+                   "held a result already, which was answered instead), failed "
+                   "(not stored: the worker decided instead).",
+                   {"found"})) {}
 
  private:
   RecorderMetrics(metrics::Registry& r, metrics::CounterFamily& found)
@@ -77,7 +74,7 @@ const std::string& StoreAnswersSql() {
 
 AnswerRecorder::AnswerRecorder(RecorderConfig config)
     : config_(std::move(config)) {
-  RecorderMetrics::Get();
+  metrics::Instance<RecorderMetrics>();
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -99,7 +96,7 @@ void AnswerRecorder::Record(IssueResult proposed, Done done) {
       return;
     }
   }
-  RecorderMetrics::Get().failed.Inc();
+  metrics::Instance<RecorderMetrics>().failed.Inc();
   done(absl::UnavailableError(
       "postgres: the gateway's answers are waiting to be stored at their limit"));
 }
@@ -136,7 +133,7 @@ void AnswerRecorder::Run() {
                                << " answers: " << stored << "; trying again";
       stored = Store(batch);
     }
-    RecorderMetrics& m = RecorderMetrics::Get();
+    RecorderMetrics& m = metrics::Instance<RecorderMetrics>();
     if (stored.ok()) {
       m.batch_answers.Observe(static_cast<double>(batch.size()));
       m.batch_seconds.ObserveDuration(absl::Now() - start);
@@ -215,7 +212,7 @@ absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
     }
   }
   const absl::flat_hash_set<std::string> taken_set(taken.begin(), taken.end());
-  RecorderMetrics& m = RecorderMetrics::Get();
+  RecorderMetrics& m = metrics::Instance<RecorderMetrics>();
   m.stored.Inc(static_cast<double>(r.size() - taken.size()));
   m.existing.Inc(static_cast<double>(taken.size()));
   for (Item& item : batch) {

@@ -103,12 +103,6 @@ struct OutboxMetrics {
   metrics::CounterFamily& processed;
   metrics::CounterFamily& reconciled;
 
-  static OutboxMetrics& Get() {
-    static OutboxMetrics* m = new OutboxMetrics(metrics::Registry::Default());
-    return *m;
-  }
-
- private:
   explicit OutboxMetrics(metrics::Registry& r)
       : rows(r.AddGauge("coupon_outbox_rows",
                         "coupon_outbox rows by state, counted in PostgreSQL "
@@ -251,7 +245,7 @@ absl::Status OutboxScheduler::CountRows() {
     by_state[std::string(counted.Get(i, 0))] = counted.GetInt64(i, 1);
   }
   for (const char* state : kStates) {
-    OutboxMetrics::Get().rows.WithLabelValues({state}).Set(
+    metrics::Instance<OutboxMetrics>().rows.WithLabelValues({state}).Set(
         static_cast<double>(by_state[state]));
   }
   last_count_ = absl::Now();
@@ -268,7 +262,7 @@ absl::StatusOr<PassStats> OutboxScheduler::RunOnce() {
   if (status.ok()) {
     status = pg::InTransaction(*conn_, [&] { return RunPass(pass); });
   }
-  OutboxMetrics& m = OutboxMetrics::Get();
+  OutboxMetrics& m = metrics::Instance<OutboxMetrics>();
   if (!status.ok()) {
     counters_.pass_errors++;
     m.passes.WithLabelValues({"error"}).Inc();
@@ -317,7 +311,7 @@ absl::Status OutboxScheduler::Reconcile(PassStats& stats) {
                    redis_->Command({"ZRANGEBYSCORE", kReservedKey, "-inf",
                                     absl::StrCat(before), "LIMIT", "0",
                                     absl::StrCat(config_.batch_size)}));
-  OutboxMetrics& m = OutboxMetrics::Get();
+  OutboxMetrics& m = metrics::Instance<OutboxMetrics>();
   for (const redis::Reply& member : stale.elements) {
     const std::string& request_id = member.str;
     ASSIGN_OR_RETURN(redis::Reply text,

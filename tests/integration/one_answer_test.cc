@@ -6,6 +6,7 @@
 // Kafka and PostgreSQL (issue 10).
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -181,6 +182,81 @@ TEST(OneAnswerTest, AnAnswerAGatewayGaveItselfIsReadableOnEveryGateway) {
       << early_watch.status.error_message();
   ASSERT_EQ(early_watch.results.size(), 1u);
   EXPECT_EQ(early_watch.results[0].outcome(), v1::ISSUE_OUTCOME_SOLD_OUT);
+}
+
+// A coupon's stream on one gateway, read until `request_id`'s result comes
+// or the deadline passes. Call Open() before anything the stream must see.
+class CouponStream {
+ public:
+  CouponStream(v1::CouponService::Stub& stub, int64_t coupon, std::string request_id)
+      : request_id_(std::move(request_id)) {
+    ctx_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(40)));
+    v1::WatchIssueResultsRequest req;
+    req.set_coupon_id(coupon);
+    reader_ = stub.WatchIssueResults(&ctx_, req);
+    // The stream is open once the server sent its headers.
+    reader_->WaitForInitialMetadata();
+  }
+  // The result for the request id, if it came before the deadline.
+  std::optional<v1::IssueResult> Await() {
+    std::optional<v1::IssueResult> found;
+    v1::IssueResult r;
+    while (reader_->Read(&r)) {
+      if (r.request_id() == request_id_) {
+        found = r;
+        ctx_.TryCancel();
+      }
+    }
+    reader_->Finish();
+    return found;
+  }
+
+ private:
+  const std::string request_id_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::IssueResult>> reader_;
+};
+
+// A request queued through one gateway and answered by another from what it
+// knows, before the worker decides it: the caller told ACCEPTED follows the
+// coupon's stream, on any gateway, and must find the id's result there.
+TEST(OneAnswerTest, EveryQueuedRequestsResultComesOnItsCouponsStreamOnEveryGateway) {
+  IssuanceStack stack;
+  stack.AddGateway();
+  stack.AddGateway();
+  // A sale that ends in three seconds, and no worker yet.
+  grpc::ClientContext ctx;
+  v1::CreateCouponRequest create;
+  create.set_name("ends soon");
+  create.set_total_quantity(10);
+  const absl::Time ends = absl::Now() + absl::Seconds(3);
+  create.mutable_ends_at()->set_seconds(absl::ToUnixSeconds(ends));
+  v1::Coupon coupon;
+  ASSERT_TRUE(stack.stub().CreateCoupon(&ctx, create, &coupon).ok());
+  const std::string bob = absl::StrCat("streamed-", coupon.coupon_id());
+
+  std::vector<std::unique_ptr<CouponStream>> streams;
+  for (int g : {0, 1}) {
+    streams.push_back(std::make_unique<CouponStream>(stack.stub(g), coupon.coupon_id(), bob));
+  }
+  // Queued through gateway 1 inside the window; resent through gateway 0
+  // after it, which answers EXPIRED itself: the id's result from then on.
+  IssueCall queued = IssueOne(stack.stub(1), coupon.coupon_id(), "bob", bob);
+  ASSERT_TRUE(queued.status.ok()) << queued.status.error_message();
+  ASSERT_EQ(queued.response.outcome(), v1::ISSUE_OUTCOME_ACCEPTED);
+  absl::SleepFor(ends - absl::Now() + absl::Seconds(1));
+  IssueCall answered = IssueOne(stack.stub(0), coupon.coupon_id(), "bob", bob);
+  ASSERT_TRUE(answered.status.ok()) << answered.status.error_message();
+  ASSERT_EQ(answered.response.outcome(), v1::ISSUE_OUTCOME_EXPIRED);
+
+  // The worker finds the id's stored result and sends it out again.
+  stack.AddWorker();
+  for (int g : {0, 1}) {
+    std::optional<v1::IssueResult> r = streams[g]->Await();
+    ASSERT_TRUE(r.has_value()) << "gateway " << g << ": bob's ACCEPTED request never came on coupon "
+                               << coupon.coupon_id() << "'s stream";
+    EXPECT_EQ(r->outcome(), v1::ISSUE_OUTCOME_EXPIRED) << "gateway " << g;
+  }
 }
 
 TEST(OneAnswerTest, ANotStartedAnswerIsTheRequestsForGood) {

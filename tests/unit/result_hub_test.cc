@@ -110,6 +110,16 @@ TEST(ResultCache, AReplayedResultIsNoNewsAndTheFirstStands) {
   EXPECT_EQ(cache.Find("r1")->user_id, "u");
 }
 
+TEST(ResultCache, TheIssuersFirstWordOnAStoredAnswerIsNews) {
+  using Source = ResultCache::Source;
+  ResultCache cache;
+  EXPECT_TRUE(cache.Learn(Result("e1", 1, "u", Outcome::kSoldOut), Source::kStore));
+  EXPECT_FALSE(cache.Learn(Result("e1", 1, "u", Outcome::kSoldOut), Source::kStore));
+  EXPECT_TRUE(cache.Learn(Result("e1", 1, "u", Outcome::kSoldOut), Source::kIssuer));
+  EXPECT_FALSE(cache.Learn(Result("e1", 1, "u", Outcome::kSoldOut), Source::kIssuer));
+  EXPECT_FALSE(cache.Learn(Result("e1", 1, "u", Outcome::kSoldOut), Source::kStore));
+}
+
 TEST(ResultCache, AForgottenResultStillAnswersTheHolder) {
   CacheLimits limits;
   limits.result_bytes = 1;  // keeps nothing
@@ -190,6 +200,11 @@ TEST(ResultHub, LiveWatchesGetAReplayOnceAndStoredAnswersNever) {
   hub.Remember(Result("e1", 1, "u", Outcome::kSoldOut));
   EXPECT_THAT(by_user.ids, ElementsAre("r1"));
   EXPECT_THAT(by_id.ids, ElementsAre("r1", "r1", "e1"));
+  // The issuer sending that answer out (its request was queued too): live
+  // watches hear it once.
+  hub.Publish(Result("e1", 1, "u", Outcome::kSoldOut));
+  hub.Publish(Result("e1", 1, "u", Outcome::kSoldOut));
+  EXPECT_THAT(by_user.ids, ElementsAre("r1", "e1"));
   for (Recorder* r : {&by_id, &by_user}) hub.watches().Close(r);
 }
 
