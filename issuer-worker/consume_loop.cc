@@ -10,56 +10,19 @@
 #include "issuer-worker/worker_metrics.h"
 
 namespace coupon::worker {
-namespace {
 
 // A batch: each partition's events in offset order, and the offsets it
 // spans there.
-struct Batch {
+struct ConsumeLoop::Batch {
   std::vector<RawEvent> events;
   std::map<int32_t, std::pair<int64_t, int64_t>>
       ranges;  // partition -> [first, last]
 };
 
-}  // namespace
-
 absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
-  WorkerMetrics& m = metrics::Instance<WorkerMetrics>();
   absl::Duration backoff = absl::Milliseconds(100);
   while (!stop.load()) {
-    // Whatever arrives within batch_wait of the first event, up to
-    // max_batch, per partition in offset order.
-    std::map<int32_t, std::vector<RawEvent>> by_partition;
-    int total = 0;
-    absl::Time until = absl::InfiniteFuture();
-    while (total < config_.max_batch) {
-      const absl::Duration wait =
-          total == 0 ? absl::Milliseconds(100)
-                     : std::max(until - absl::Now(), absl::ZeroDuration());
-      std::optional<kafka::Record> r = consumer_->Poll(wait);
-      if (!r) {
-        if (total > 0 || stop.load()) break;
-        continue;
-      }
-      if (total == 0) until = absl::Now() + config_.batch_wait;
-      by_partition[r->partition].push_back(
-          RawEvent{std::move(r->key), std::move(r->payload),
-                   std::move(r->topic), r->partition, r->offset});
-      ++total;
-      if (absl::Now() >= until) break;
-    }
-
-    // One transaction for the whole poll: each partition's events stay in
-    // offset order, coupons are independent, and the coupon locks are taken
-    // in id order. Per-partition transactions paid the fixed costs (commit,
-    // acknowledgements, offset commit) once per ~50 events when a sale spans
-    // many coupons.
-    Batch batch;
-    for (auto& [partition, events] : by_partition) {
-      // Revoked while we collected: the new owner reads these again.
-      if (!consumer_->Owns(partition)) continue;
-      batch.ranges[partition] = {events.front().offset, events.back().offset};
-      for (RawEvent& e : events) batch.events.push_back(std::move(e));
-    }
+    Batch batch = Collect(stop);
     if (batch.events.empty()) continue;
 
     BatchStats stats;
@@ -69,36 +32,12 @@ absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
     counters_.batches++;
     // Stored decisions count even when the batch is retried: the retry
     // republishes them rather than deciding them again.
+    WorkerMetrics& m = metrics::Instance<WorkerMetrics>();
     for (const auto& [outcome, n] : stats.decided_by_outcome) {
       m.decisions.WithLabelValues({std::string(OutcomeName(outcome))}).Inc(n);
     }
     if (done.ok()) {
-      std::map<int32_t, int64_t> next;
-      for (const auto& [partition, range] : batch.ranges)
-        next[partition] = range.second + 1;
-      const absl::Time commit_start = absl::Now();
-      if (absl::Status committed = consumer_->Commit(next); !committed.ok()) {
-        // Decided and published already; a new owner replays the events
-        // and republishes the stored results.
-        LOG(WARNING) << "worker: " << committed;
-      }
-      const absl::Duration commit_time = absl::Now() - commit_start;
-      counters_.events += stats.events;
-      counters_.decided += stats.decided;
-      counters_.issued += stats.issued;
-      counters_.dead_letters += stats.dead_letters;
-      m.batch_events.Observe(static_cast<double>(stats.events));
-      m.transaction_seconds.ObserveDuration(stats.store_time);
-      m.batch_seconds.ObserveDuration(absl::Now() - batch_start);
-      m.republished.Inc(static_cast<double>(stats.republished));
-      m.reused.Inc(static_cast<double>(stats.reused));
-      m.dead_letters.Inc(static_cast<double>(stats.dead_letters));
-      VLOG(1) << "worker: " << stats.events << " events from "
-              << batch.ranges.size() << " partitions: " << stats.decided
-              << " decided, " << stats.republished << " republished, "
-              << stats.dead_letters << " dead; store " << stats.store_time
-              << ", publish " << stats.publish_time << ", commit "
-              << commit_time;
+      Commit(batch, stats, batch_start);
       backoff = absl::Milliseconds(100);
       continue;
     }
@@ -110,18 +49,10 @@ absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
                  << " events from " << batch.ranges.size()
                  << " partitions not done, retrying in " << backoff << ": "
                  << done;
-    for (const auto& [partition, range] : batch.ranges) {
-      absl::Status back = consumer_->Seek(partition, range.first);
-      // A partition taken from us meanwhile is read again by its new owner
-      // from the group's committed offset. One we still own would be read on
-      // from past the batch, and the next commit would skip undecided events.
-      if (back.ok() || !consumer_->Owns(partition)) continue;
+    if (absl::Status back = GiveBack(batch); !back.ok()) {
       LOG(ERROR) << "worker: stopping: " << back;
       consumer_->Close();
-      return absl::InternalError(absl::StrCat(
-          "worker: cannot give partition ", partition, " back to offset ",
-          range.first, " after a failed batch (", back.message(),
-          "); stopped so that no undecided event is skipped"));
+      return back;
     }
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
@@ -130,6 +61,89 @@ absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
   // the group, so the others take the partitions at once instead of after
   // the session timeout.
   consumer_->Close();
+  return absl::OkStatus();
+}
+
+ConsumeLoop::Batch ConsumeLoop::Collect(const std::atomic<bool>& stop) {
+  // Whatever arrives within batch_wait of the first event, up to
+  // max_batch, per partition in offset order.
+  std::map<int32_t, std::vector<RawEvent>> by_partition;
+  int total = 0;
+  absl::Time until = absl::InfiniteFuture();
+  while (total < config_.max_batch) {
+    const absl::Duration wait =
+        total == 0 ? absl::Milliseconds(100)
+                   : std::max(until - absl::Now(), absl::ZeroDuration());
+    std::optional<kafka::Record> r = consumer_->Poll(wait);
+    if (!r) {
+      if (total > 0 || stop.load()) break;
+      continue;
+    }
+    if (total == 0) until = absl::Now() + config_.batch_wait;
+    by_partition[r->partition].push_back(
+        RawEvent{std::move(r->key), std::move(r->payload), std::move(r->topic),
+                 r->partition, r->offset});
+    ++total;
+    if (absl::Now() >= until) break;
+  }
+
+  // One transaction for the whole poll: each partition's events stay in
+  // offset order, coupons are independent, and the coupon locks are taken
+  // in id order. Per-partition transactions paid the fixed costs (commit,
+  // acknowledgements, offset commit) once per ~50 events when a sale spans
+  // many coupons.
+  Batch batch;
+  for (auto& [partition, events] : by_partition) {
+    // Revoked while we collected: the new owner reads these again.
+    if (!consumer_->Owns(partition)) continue;
+    batch.ranges[partition] = {events.front().offset, events.back().offset};
+    for (RawEvent& e : events) batch.events.push_back(std::move(e));
+  }
+  return batch;
+}
+
+void ConsumeLoop::Commit(const Batch& batch, const BatchStats& stats,
+                         absl::Time batch_start) {
+  std::map<int32_t, int64_t> next;
+  for (const auto& [partition, range] : batch.ranges)
+    next[partition] = range.second + 1;
+  const absl::Time commit_start = absl::Now();
+  if (absl::Status committed = consumer_->Commit(next); !committed.ok()) {
+    // Decided and published already; a new owner replays the events and
+    // republishes the stored results.
+    LOG(WARNING) << "worker: " << committed;
+  }
+  const absl::Duration commit_time = absl::Now() - commit_start;
+  counters_.events += stats.events;
+  counters_.decided += stats.decided;
+  counters_.issued += stats.issued;
+  counters_.dead_letters += stats.dead_letters;
+  WorkerMetrics& m = metrics::Instance<WorkerMetrics>();
+  m.batch_events.Observe(static_cast<double>(stats.events));
+  m.transaction_seconds.ObserveDuration(stats.store_time);
+  m.batch_seconds.ObserveDuration(absl::Now() - batch_start);
+  m.republished.Inc(static_cast<double>(stats.republished));
+  m.reused.Inc(static_cast<double>(stats.reused));
+  m.dead_letters.Inc(static_cast<double>(stats.dead_letters));
+  VLOG(1) << "worker: " << stats.events << " events from "
+          << batch.ranges.size() << " partitions: " << stats.decided
+          << " decided, " << stats.republished << " republished, "
+          << stats.dead_letters << " dead; store " << stats.store_time
+          << ", publish " << stats.publish_time << ", commit " << commit_time;
+}
+
+absl::Status ConsumeLoop::GiveBack(const Batch& batch) {
+  for (const auto& [partition, range] : batch.ranges) {
+    absl::Status back = consumer_->Seek(partition, range.first);
+    // A partition taken from us meanwhile is read again by its new owner
+    // from the group's committed offset. One we still own would be read on
+    // from past the batch, and the next commit would skip undecided events.
+    if (back.ok() || !consumer_->Owns(partition)) continue;
+    return absl::InternalError(absl::StrCat(
+        "worker: cannot give partition ", partition, " back to offset ",
+        range.first, " after a failed batch (", back.message(),
+        "); stopped so that no undecided event is skipped"));
+  }
   return absl::OkStatus();
 }
 

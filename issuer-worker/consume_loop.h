@@ -53,6 +53,14 @@ class ConsumeLoop {
   const LoopCounters& counters() const { return counters_; }
 
  private:
+  struct Batch;
+  // One poll's events of the partitions still owned, up to max_batch.
+  Batch Collect(const std::atomic<bool>& stop);
+  // The batch is done: its offsets are committed and its figures counted.
+  void Commit(const Batch& batch, const BatchStats& stats, absl::Time batch_start);
+  // The batch failed: each owned partition is read again from its start.
+  absl::Status GiveBack(const Batch& batch);
+
   kafka::GroupConsumer* consumer_;
   BatchProcessor* processor_;
   const LoopConfig config_;

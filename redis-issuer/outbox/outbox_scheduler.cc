@@ -179,17 +179,125 @@ absl::Status TakeStock(pg::Connection& conn, int64_t coupon_id,
   return absl::OkStatus();
 }
 
+// A row that became FAILED, logged once the pass is committed.
+struct FailedRow {
+  ClaimedRow row;
+  int attempts;
+  std::string error;
+};
+
+// One pass's work on its claimed rows, inside the pass's transaction.
+struct PassWork {
+  pg::Connection& conn;
+  const OutboxConfig& config;
+  absl::Time now;  // the transaction's start, by the database's clock
+  PassStats& stats;
+  std::vector<FailedRow>& failed_rows;
+
+  // Locks the coupon and applies the oldest rows its stock still covers;
+  // only the copies beyond it fail: those are the ones issued over the stock
+  // (e.g. by a Redis that lost its data), one FAILED row per extra copy. A
+  // coupon's other failure (a lock wait cancelled, ...) undoes its part and
+  // charges its rows an attempt. An error return ends the pass uncommitted.
+  absl::Status ApplyCoupon(int64_t coupon_id,
+                           const std::vector<ClaimedRow>& rows) {
+    RETURN_IF_ERROR(conn.Exec("SAVEPOINT coupon_group").status());
+    absl::StatusOr<pg::Result> stock = conn.Exec(
+        "SELECT remaining_quantity FROM coupons WHERE coupon_id = $1"
+        " FOR UPDATE",
+        {absl::StrCat(coupon_id)});
+    size_t fit = rows.size();
+    if (stock.ok() && stock->rows() == 1) {
+      fit = static_cast<size_t>(std::clamp<int64_t>(
+          stock->GetInt64(0, 0), 0, static_cast<int64_t>(rows.size())));
+    }
+    const std::vector<ClaimedRow> covered(rows.begin(), rows.begin() + fit);
+    const std::vector<ClaimedRow> excess(rows.begin() + fit, rows.end());
+    absl::Status applied = stock.status();
+    if (applied.ok() && !covered.empty()) {
+      std::vector<int64_t> ids;
+      ids.reserve(covered.size());
+      for (const ClaimedRow& r : covered) ids.push_back(r.outbox_id);
+      applied = TakeStock(conn, coupon_id, ids);
+    }
+    if (applied.ok()) {
+      RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
+      stats.done += static_cast<int>(covered.size());
+      if (excess.empty()) return absl::OkStatus();
+      return Charge(
+          coupon_id, excess,
+          absl::FailedPreconditionError(absl::StrCat(
+              "coupon ", coupon_id, " has no stock left in PostgreSQL for ",
+              excess.size(), " more issued copies: issued beyond the stock")));
+    }
+    // The connection is gone: nothing of this pass is committed and no row
+    // loses an attempt to the outage.
+    if (applied.code() == absl::StatusCode::kUnavailable || !conn.healthy()) {
+      return applied;
+    }
+    RETURN_IF_ERROR(conn.Exec("ROLLBACK TO SAVEPOINT coupon_group").status());
+    RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
+    return Charge(coupon_id, rows, applied);
+  }
+
+  // Charges `rows` an attempt for `applied`: retried later, or FAILED.
+  absl::Status Charge(int64_t coupon_id, const std::vector<ClaimedRow>& rows,
+                      const absl::Status& applied) {
+    std::vector<int64_t> ids;
+    ids.reserve(rows.size());
+    for (const ClaimedRow& r : rows) ids.push_back(r.outbox_id);
+    std::vector<int64_t> attempts, next_us;
+    std::vector<std::string> states;
+    int retried = 0;
+    std::string error;
+    for (const ClaimedRow& r : rows) {
+      OutboxTransition t = NextOutboxState(
+          r.attempts, applied, config.max_attempts, now, config.retry_interval);
+      states.emplace_back(OutboxStateName(t.state));
+      attempts.push_back(t.attempts);
+      next_us.push_back(t.state == OutboxState::kPending
+                            ? absl::ToUnixMicros(t.next_attempt_at)
+                            : 0);
+      error = Truncated(t.last_error, kMaxErrorBytes);
+      if (t.state == OutboxState::kFailed) {
+        failed_rows.push_back({r, t.attempts, error});
+      } else {
+        ++retried;
+      }
+    }
+    RETURN_IF_ERROR(
+        conn.Exec(absl::StrCat(
+                      "UPDATE coupon_outbox AS o SET state = u.state,"
+                      " attempts = u.attempts,"
+                      " next_attempt_at = CASE WHEN u.state = 'PENDING' THEN ",
+                      pg::MicrosToTimestamp("u.next_us"),
+                      " ELSE o.next_attempt_at END,"
+                      " last_error = $5,"
+                      " processed_at = CASE WHEN u.state = 'PENDING' THEN NULL"
+                      " ELSE now() END"
+                      " FROM unnest($1::bigint[], $2::text[], $3::int[], "
+                      "$4::bigint[])"
+                      " AS u(id, state, attempts, next_us)"
+                      " WHERE o.outbox_id = u.id"),
+                  {pg::Int64Array(ids), pg::TextArray(states),
+                   pg::Int64Array(attempts), pg::Int64Array(next_us), error})
+            .status());
+    stats.retried += retried;
+    stats.failed += static_cast<int>(rows.size()) - retried;
+    LOG(WARNING) << "outbox: coupon " << coupon_id << ": " << rows.size()
+                 << " rows not applied (" << retried << " retried in "
+                 << config.retry_interval << ", "
+                 << static_cast<int>(rows.size()) - retried
+                 << " FAILED): " << applied;
+    return absl::OkStatus();
+  }
+};
+
 }  // namespace
 
 struct OutboxScheduler::Pass {
   PassStats stats;
-  // Rows that became FAILED, logged once the pass is committed.
-  struct Failed {
-    ClaimedRow row;
-    int attempts;
-    std::string error;
-  };
-  std::vector<Failed> failed_rows;
+  std::vector<FailedRow> failed_rows;
 };
 
 absl::StatusOr<std::unique_ptr<OutboxScheduler>> OutboxScheduler::Create(
@@ -286,7 +394,7 @@ absl::StatusOr<PassStats> OutboxScheduler::RunOnce() {
       LOG(WARNING) << "outbox: counting rows by state: " << counted;
     }
   }
-  for (const Pass::Failed& f : pass.failed_rows) {
+  for (const FailedRow& f : pass.failed_rows) {
     LOG(WARNING) << "outbox: FAILED coupon " << f.row.coupon_id << " outbox_id "
                  << f.row.outbox_id << " request " << f.row.request_id
                  << " after " << f.attempts
@@ -393,104 +501,9 @@ absl::Status OutboxScheduler::RunPass(Pass& pass) {
   pass.stats.claimed = claimed.rows();
   pass.stats.coupons = static_cast<int>(by_coupon.size());
 
-  // Charges `rows` an attempt for `why`: retried later, or FAILED.
-  auto charge = [&](int64_t coupon_id, const std::vector<ClaimedRow>& rows,
-                    const absl::Status& applied) -> absl::Status {
-    std::vector<int64_t> ids;
-    ids.reserve(rows.size());
-    for (const ClaimedRow& r : rows) ids.push_back(r.outbox_id);
-    std::vector<int64_t> attempts, next_us;
-    std::vector<std::string> states;
-    int retried = 0;
-    std::string error;
-    for (const ClaimedRow& r : rows) {
-      OutboxTransition t =
-          NextOutboxState(r.attempts, applied, config_.max_attempts, now,
-                          config_.retry_interval);
-      states.emplace_back(OutboxStateName(t.state));
-      attempts.push_back(t.attempts);
-      next_us.push_back(t.state == OutboxState::kPending
-                            ? absl::ToUnixMicros(t.next_attempt_at)
-                            : 0);
-      error = Truncated(t.last_error, kMaxErrorBytes);
-      if (t.state == OutboxState::kFailed) {
-        pass.failed_rows.push_back({r, t.attempts, error});
-      } else {
-        ++retried;
-      }
-    }
-    RETURN_IF_ERROR(
-        conn.Exec(absl::StrCat(
-                      "UPDATE coupon_outbox AS o SET state = u.state,"
-                      " attempts = u.attempts,"
-                      " next_attempt_at = CASE WHEN u.state = 'PENDING' THEN ",
-                      pg::MicrosToTimestamp("u.next_us"),
-                      " ELSE o.next_attempt_at END,"
-                      " last_error = $5,"
-                      " processed_at = CASE WHEN u.state = 'PENDING' THEN NULL"
-                      " ELSE now() END"
-                      " FROM unnest($1::bigint[], $2::text[], $3::int[], "
-                      "$4::bigint[])"
-                      " AS u(id, state, attempts, next_us)"
-                      " WHERE o.outbox_id = u.id"),
-                  {pg::Int64Array(ids), pg::TextArray(states),
-                   pg::Int64Array(attempts), pg::Int64Array(next_us), error})
-            .status());
-    pass.stats.retried += retried;
-    pass.stats.failed += static_cast<int>(rows.size()) - retried;
-    LOG(WARNING) << "outbox: coupon " << coupon_id << ": " << rows.size()
-                 << " rows not applied (" << retried << " retried in "
-                 << config_.retry_interval << ", "
-                 << static_cast<int>(rows.size()) - retried
-                 << " FAILED): " << applied;
-    return absl::OkStatus();
-  };
-
+  PassWork work{conn, config_, now, pass.stats, pass.failed_rows};
   for (const auto& [coupon_id, rows] : by_coupon) {
-    RETURN_IF_ERROR(conn.Exec("SAVEPOINT coupon_group").status());
-    // Lock the coupon and apply the oldest rows its stock still covers; only
-    // the copies beyond it fail: those are the ones issued over the stock
-    // (e.g. by a Redis that lost its data), one FAILED row per extra copy.
-    absl::StatusOr<pg::Result> stock =
-        conn.Exec("SELECT remaining_quantity FROM coupons WHERE coupon_id = $1"
-                  " FOR UPDATE",
-                  {absl::StrCat(coupon_id)});
-    size_t fit = rows.size();
-    if (stock.ok() && stock->rows() == 1) {
-      fit = static_cast<size_t>(std::clamp<int64_t>(
-          stock->GetInt64(0, 0), 0, static_cast<int64_t>(rows.size())));
-    }
-    const std::vector<ClaimedRow> covered(rows.begin(), rows.begin() + fit);
-    const std::vector<ClaimedRow> excess(rows.begin() + fit, rows.end());
-    absl::Status applied = stock.status();
-    if (applied.ok() && !covered.empty()) {
-      std::vector<int64_t> ids;
-      ids.reserve(covered.size());
-      for (const ClaimedRow& r : covered) ids.push_back(r.outbox_id);
-      applied = TakeStock(conn, coupon_id, ids);
-    }
-    if (applied.ok()) {
-      RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
-      pass.stats.done += static_cast<int>(covered.size());
-      if (!excess.empty()) {
-        RETURN_IF_ERROR(charge(
-            coupon_id, excess,
-            absl::FailedPreconditionError(absl::StrCat(
-                "coupon ", coupon_id, " has no stock left in PostgreSQL for ",
-                excess.size(), " more issued copies: issued beyond the stock"))));
-      }
-      continue;
-    }
-    // The connection is gone: nothing of this pass is committed and no row
-    // loses an attempt to the outage.
-    if (applied.code() == absl::StatusCode::kUnavailable || !conn.healthy()) {
-      return applied;
-    }
-    // Anything else is this coupon's failure (a lock wait cancelled, ...):
-    // undo its part, charge its rows an attempt, and go on with the others.
-    RETURN_IF_ERROR(conn.Exec("ROLLBACK TO SAVEPOINT coupon_group").status());
-    RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT coupon_group").status());
-    RETURN_IF_ERROR(charge(coupon_id, rows, applied));
+    RETURN_IF_ERROR(work.ApplyCoupon(coupon_id, rows));
   }
   return absl::OkStatus();
 }
