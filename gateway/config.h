@@ -44,7 +44,7 @@ struct GatewayConfig {
   std::map<std::string, std::string> kafka_extra;
   absl::Duration result_replay_window = absl::Minutes(10);
   absl::Duration not_found_ttl = absl::Seconds(1);
-  // Memory for what the gateway knows, in MiB (gateway/result_cache.h): the
+  // Memory for what the gateway knows, in MiB (gateway/results/result_cache.h): the
   // results by request id and the requests it queued; who holds a copy and
   // which coupons are sold out. With the watches' bound below they fit the
   // manifests' 1 GiB limit with room to spare (docs/operations.md).

@@ -334,7 +334,7 @@ as_root() {
 
 # redact_dsn DSN: DSN with the password replaced by ***, for messages: the
 # user info of a URI, and password= / sslpassword= in a URI query or a
-# key=value string (common/redact.cc does the same for the binaries).
+# key=value string (common/service/redact.cc does the same for the binaries).
 redact_dsn() {
   sed -E -e 's#^([a-z]+://[^:/@?]*):[^/?]*@#\1:***@#' \
     -e "s#(^|[?&[:space:]])((ssl)?password[[:space:]]*=[[:space:]]*)('([^'\\\\]|\\\\.)*'|[^&[:space:]]*)#\\1\\2***#gI" <<<"$1"

@@ -96,7 +96,7 @@ class Connection {
   pg_conn* conn_;
 };
 
-/// A bounded pool of Connections (common/bounded_pool.h). Thread-safe;
+/// A bounded pool of Connections (common/service/bounded_pool.h). Thread-safe;
 /// connections are made lazily and a broken one is dropped before it is lent
 /// again. Outlives every Lease it hands out. Acquire fails UNAVAILABLE when
 /// no connection can be had before its deadline.

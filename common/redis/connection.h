@@ -62,7 +62,7 @@ class Connection {
   const absl::Duration command_timeout_;
 };
 
-/// A bounded pool of Connections (common/bounded_pool.h). Thread-safe; a
+/// A bounded pool of Connections (common/service/bounded_pool.h). Thread-safe; a
 /// broken connection, or an idle one the server closed, is dropped instead of
 /// reused. Outlives every Lease it hands out. Acquire fails UNAVAILABLE when
 /// every slot stays busy until the deadline or connecting fails.

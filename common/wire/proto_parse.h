@@ -12,7 +12,7 @@ namespace coupon {
 
 // Parses `bytes` into `message` (cleared first). On failure returns
 // INVALID_ARGUMENT naming the first bad field in wire order, as the field
-// checks of common/validation.h do:
+// checks of common/domain/validation.h do:
 //   "user_id: is not valid UTF-8", "request_ids[1]: is not valid UTF-8",
 //   "starts_at.nanos: has the wrong wire type (a length-delimited value where
 //   a varint belongs)";

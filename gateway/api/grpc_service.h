@@ -56,7 +56,7 @@ class CouponGrpcService final : public v1::CouponService::CallbackService {
  private:
   // Replaces the generated handlers with ones that parse each request
   // themselves, so bytes protobuf refuses get INVALID_ARGUMENT naming the
-  // field (gateway/parsed_request.h).
+  // field (gateway/api/parsed_request.h).
   void ParseRequestsOurselves();
 
   IssueService* issue_;

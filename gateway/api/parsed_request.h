@@ -10,7 +10,7 @@
 // nothing and looks like a missing method. Instead, each method's handler is
 // swapped for one whose request type is ParsedRequest<Request>: gRPC's
 // SerializationTraits extension point hands us the bytes, ParseProto
-// (common/proto_parse.h) parses them, and the handler answers the parse error
+// (common/wire/proto_parse.h) parses them, and the handler answers the parse error
 // itself. The wire, the proto files and the generated clients are unchanged.
 
 #include <grpcpp/grpcpp.h>

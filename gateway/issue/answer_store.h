@@ -2,7 +2,7 @@
 
 // Where a gateway stores the answers it gives without the issuer, as their
 // request ids' results, before anyone hears them. The PostgreSQL
-// implementation is gateway/answer_recorder.h; unit tests use a fake.
+// implementation is gateway/store/answer_recorder.h; unit tests use a fake.
 
 #include <functional>
 

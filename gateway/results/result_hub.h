@@ -1,8 +1,8 @@
 #pragma once
 
 // Where results enter a gateway: what it learns goes to its cache
-// (gateway/result_cache.h) and then to the watchers waiting for it
-// (gateway/watch_registry.h), each under its own lock.
+// (gateway/results/result_cache.h) and then to the watchers waiting for it
+// (gateway/results/watch_registry.h), each under its own lock.
 
 #include "gateway/results/result_cache.h"
 #include "gateway/results/watch_registry.h"

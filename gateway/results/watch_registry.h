@@ -2,7 +2,7 @@
 
 // Who is waiting for which results on this gateway, and the hand-over of
 // each result to them. It has a lock of its own: handing results over never
-// holds up an IssueCoupon pre-check (gateway/result_cache.h). Plain C++.
+// holds up an IssueCoupon pre-check (gateway/results/result_cache.h). Plain C++.
 
 #include <atomic>
 #include <cstdint>

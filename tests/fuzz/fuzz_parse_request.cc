@@ -1,5 +1,5 @@
-// ParseProto (common/proto_parse.h) on any bytes as each public API request,
-// as the gateway parses them (gateway/parsed_request.h), then the request's
+// ParseProto (common/wire/proto_parse.h) on any bytes as each public API request,
+// as the gateway parses them (gateway/api/parsed_request.h), then the request's
 // proto -> domain conversions. ParseProto never crashes, never accepts what
 // protobuf refuses, and names a field of the request (or the message type)
 // whenever it refuses.

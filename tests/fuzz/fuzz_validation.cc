@@ -1,5 +1,5 @@
-// The field checks of common/validation.h, and the Timestamp conversion of
-// common/proto_convert.h, on any input. Each check names its field when it
+// The field checks of common/domain/validation.h, and the Timestamp conversion of
+// common/wire/proto_convert.h, on any input. Each check names its field when it
 // refuses, and what it accepts really has the documented shape. IsValidUtf8
 // agrees with protobuf's own UTF-8 check, which decides what a gateway can
 // parse at all.
