@@ -29,11 +29,13 @@ CRD_KINDS = {
     ("monitoring.coreos.com", "ServiceMonitor"),
     ("cert-manager.io", "Certificate"),
 }
-# Our binaries: the image name (before any registry, tag or digest) -> the main.cc of its flags.
+# Our binaries: the image name (before any registry, tag or digest) -> the source of its
+# settings table (common/service/settings.h), whose names are its flags; each flag's
+# environment twin is the name in upper case.
 BINARIES = {
-    "coupon-gateway": "gateway/main.cc",
-    "coupon-issuer-worker": "issuer-worker/main.cc",
-    "coupon-outbox-scheduler": "redis-issuer/outbox/main.cc",
+    "coupon-gateway": "gateway/config.cc",
+    "coupon-issuer-worker": "issuer-worker/config.cc",
+    "coupon-outbox-scheduler": "redis-issuer/outbox/outbox_scheduler.cc",
 }
 OUR_IMAGES = set(BINARIES) | {"coupon-migrate"}
 # Read by libpq itself, which all three binaries and psql use: not flags, still read.
@@ -67,9 +69,13 @@ DIGEST = re.compile(r"@sha256:(?!0{64})[0-9a-f]{64}$")
 problems, notices, skipped, validated = [], [], {}, 0
 
 
-def flags_of(main_cc):
-    text = open(os.path.join(repo, main_cc)).read()
-    return {m.group(1).upper() for m in re.finditer(r"ABSL_FLAG\(\s*[\w:<>\s]+?,\s*(\w+)\s*,", text)}
+def flags_of(settings_source):
+    text = open(os.path.join(repo, settings_source)).read()
+    flags = {m.group(1).upper()
+             for m in re.finditer(r'Setting<[^(]*?>\(\s*"([a-z0-9_]+)"', text, re.S)}
+    if not flags:
+        sys.exit("check-k8s-rules: no settings found in %s: has the table moved?" % settings_source)
+    return flags
 
 
 FLAGS = {image: flags_of(path) for image, path in BINARIES.items()}
