@@ -86,7 +86,8 @@ report() {
   rounds="$(find "$RESULTS_DIR" -maxdepth 1 -name 'single-hot-r*.json' | wc -l)"
   printf '# What replication costs\n\n'
   printf 'Measured by `bench/replication.sh%s` (%s round(s)); machine:\n\n```\n%s\n```\n\n' \
-    "$( ((SMOKE)) && echo ' --smoke')" "$rounds" "$(cat "$RESULTS_DIR/machine.txt")"
+    "$( ((SMOKE)) && echo ' --smoke')" "$rounds" \
+    "$(cat "$RESULTS_DIR/machine.txt" "$RESULTS_DIR/uptime.txt" 2>/dev/null)"
   printf 'single: one KRaft broker (replication factor 1), one PostgreSQL.\n'
   printf 'replicated: three KRaft brokers (replication factor 3, `min.insync.replicas=2`, producer `acks=all`),\n'
   printf 'PostgreSQL with a synchronous standby (`synchronous_commit=on`, `synchronous_standby_names` = the standby).\n'
@@ -132,6 +133,7 @@ rm -rf -- "$RESULTS_DIR"
 mkdir -p "$RESULTS_DIR"
 trap restore EXIT
 describe_machine >"$RESULTS_DIR/machine.txt"
+echo "uptime before: $(uptime)" >"$RESULTS_DIR/uptime.txt"
 
 for ((round = 1; round <= REPEAT; round++)); do
   for layout in "${LAYOUTS[@]}"; do
@@ -150,6 +152,7 @@ for ((round = 1; round <= REPEAT; round++)); do
   done
 done
 
+echo "uptime after:  $(uptime)" >>"$RESULTS_DIR/uptime.txt"
 report >"$RESULTS_DIR/replication.md"
 cat "$RESULTS_DIR/replication.md"
 log "wrote $RESULTS_DIR/replication.md"

@@ -5,15 +5,20 @@
 # machine, during flashsale's `soldout` workload (10,000 buyers take the stock
 # first, unmeasured; then 100,000 other users call). The builds take turns,
 # round after round, so a drift of the machine hits them alike.
+# --workload=hot puts two builds' hot sale side by side the same way (is a
+# refactoring free?).
 #
-# Usage: bench/storm.sh [--rounds=N] [--requests=N] NAME=BUILD_DIR [NAME=BUILD_DIR ...]
+# Usage: bench/storm.sh [--rounds=N] [--requests=N] [--workload=W] NAME=BUILD_DIR [NAME=BUILD_DIR ...]
 #   BUILD_DIR: a build tree (or a copy of its binaries) holding
 #              gateway/coupon-gateway and issuer-worker/coupon-issuer-worker.
 #   --rounds   turns per build (default 3); the table gives each build's median.
 #   --requests measured calls per run (default the workload's 100,000).
+#   --workload a flashsale workload (default soldout); results of another
+#              workload go to bench/results/storm-W/.
 # Needs the local stack (scripts/stack start) and this tree's flashsale
 # (scripts/build). Stops and starts the services of this stack's LOCAL_DIR,
-# and leaves them stopped. Raw reports go to bench/results/storm/.
+# and leaves them stopped. Raw reports go to bench/results/storm/, the table
+# to bench/results/storm/storm.md (which docs/benchmarks.md includes).
 # Check `uptime` before and after: figures taken beside a build are not figures.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,11 +26,13 @@ source "$here/../scripts/lib.sh"
 
 ROUNDS=3
 REQUESTS=""
+WORKLOAD=soldout
 BUILDS=()
 for arg in "$@"; do
   case "$arg" in
     --rounds=*) ROUNDS="${arg#*=}" ;;
     --requests=*) REQUESTS="${arg#*=}" ;;
+    --workload=*) WORKLOAD="${arg#*=}" ;;
     -h | --help)
       sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
       exit 0
@@ -46,8 +53,11 @@ for b in "${BUILDS[@]}"; do
 done
 
 OUT="$REPO_ROOT/bench/results/storm"
+[[ "$WORKLOAD" == soldout ]] || OUT+="-$WORKLOAD"
 mkdir -p "$OUT"
-log "uptime before: $(uptime)"
+for b in "${BUILDS[@]}"; do rm -f -- "$OUT/${b%%=*}"-*.json "$OUT/${b%%=*}"-*.txt; done
+uptime_before="$(uptime)"
+log "uptime before: $uptime_before"
 "$REPO_ROOT/scripts/services" stop >/dev/null 2>&1 || true
 for ((round = 1; round <= ROUNDS; round++)); do
   for b in "${BUILDS[@]}"; do
@@ -55,7 +65,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     BUILD_DIR="$dir" WORKERS=1 "$REPO_ROOT/scripts/services" start >/dev/null
     kafka_pid="$(read_pid "$RUN_DIR/kafka.pid")"
     pg_pid="$(head -1 "$DATA_DIR/pg/postmaster.pid")"
-    args=(--workload soldout --progress=false --target "127.0.0.1:$GATEWAY_PORT"
+    args=(--workload "$WORKLOAD" --progress=false --target "127.0.0.1:$GATEWAY_PORT"
           --pid_files "gateway=$RUN_DIR/gateway.pid,worker=$RUN_DIR/worker-1.pid"
           --pids "kafka=$kafka_pid,postgres=$pg_pid"
           --json_out "$OUT/$name-$round.json")
@@ -68,20 +78,39 @@ for ((round = 1; round <= ROUNDS; round++)); do
     BUILD_DIR="$dir" "$REPO_ROOT/scripts/services" stop >/dev/null
   done
 done
-log "uptime after: $(uptime)"
+uptime_after="$(uptime)"
+log "uptime after: $uptime_after"
 
 # The median of each build's rounds, per process: CPU seconds per 1,000 calls.
+table() {
+  printf '| build |'
+  jq -r '[.cpu[].name] | join(" | ")' "$OUT/${BUILDS[0]%%=*}-1.json" | sed 's/$/ |/'
+  printf '|---|'
+  jq -r '[.cpu[] | "---"] | join("|")' "$OUT/${BUILDS[0]%%=*}-1.json" | sed 's/$/|/'
+  for b in "${BUILDS[@]}"; do
+    name="${b%%=*}"
+    jq -s -r --arg name "$name" '
+      (.[0].cpu | map(.name)) as $names
+      | [ $names[] as $n
+          | [ .[] | (.requests) as $r | .cpu[] | select(.name == $n) | .seconds * 1000 / $r ]
+          | sort | .[(length / 2 | floor)] ]
+      | "| \($name) | " + (map(. * 10000 | round / 10000 | tostring) | join(" | ")) + " |"' \
+      "$OUT/$name"-*.json
+  done
+}
+{
+  if [[ "$WORKLOAD" == soldout ]]; then
+    printf '# What the sold-out storm costs\n\n'
+  else
+    printf '# Builds side by side: the %s workload\n\n' "$WORKLOAD"
+  fi
+  printf 'Measured by `bench/storm.sh --rounds=%s --workload=%s %s` at %s (commit %s).\n\n' \
+    "$ROUNDS" "$WORKLOAD" "${BUILDS[*]}" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    "$(git -C "$REPO_ROOT" rev-parse --short HEAD)"
+  printf '```\nuptime before: %s\nuptime after:  %s\n```\n\n' "$uptime_before" "$uptime_after"
+  printf 'CPU seconds per 1,000 calls, the median of the rounds:\n\n'
+  table
+} >"$OUT/storm.md"
 echo
-printf '| build |'
-jq -r '[.cpu[].name] | join(" | ")' "$OUT/${BUILDS[0]%%=*}-1.json" | sed 's/$/ |/'
-first=""
-for b in "${BUILDS[@]}"; do
-  name="${b%%=*}"
-  jq -s -r --arg name "$name" '
-    (.[0].cpu | map(.name)) as $names
-    | [ $names[] as $n
-        | [ .[] | (.requests) as $r | .cpu[] | select(.name == $n) | .seconds * 1000 / $r ]
-        | sort | .[(length / 2 | floor)] ]
-    | "| \($name) | " + (map(. * 10000 | round / 10000 | tostring) | join(" | ")) + " |"' \
-    "$OUT/$name"-*.json
-done
+cat "$OUT/storm.md"
+log "wrote $OUT/storm.md"

@@ -417,6 +417,15 @@ def main():
         p("\n".join(r.perf(f"{issuer}-gateway", 15)) or "(no profile)")
         p("```\n")
 
+    # The one-question benches keep their own tables; each heading goes one
+    # level down here.
+    bench_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for part in ("storm/storm.md", "storm-hot/storm.md", "replication/replication.md"):
+        text = read_text(os.path.join(bench_dir, "results", part))
+        if text:
+            p(re.sub(r"^(#+) ", r"#\1 ", text, flags=re.M))
+            p(f"Raw results: `bench/results/{os.path.dirname(part)}/`.\n")
+
     notes = read_text(os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md"))
     if notes:
         p(notes)
