@@ -63,6 +63,17 @@ const service::Schema<WorkerConfig>& WorkerSchema() {
               Setting<C, int>("session_timeout_ms",
                               "Consumer group session timeout.",
                               &C::session_timeout_ms, AtLeast(1000)),
+              Setting<C, std::string>(
+                  "partition_assignment",
+                  "How the group shares the partitions: range (eager: each "
+                  "rebalance revokes and hands out every partition) or "
+                  "cooperative-sticky (only the partitions that change owner "
+                  "move). With librdkafka 2.0.2 a cooperative worker loses its "
+                  "assignment when it commits during a rebalance "
+                  "(librdkafka#4059): keep range until librdkafka is newer. "
+                  "Every worker of a group must use the same one.",
+                  &C::partition_assignment,
+                  service::OneOf({"cooperative-sticky", "range", "roundrobin"})),
               Setting<C, absl::Duration>(
                   "pg_lock_timeout",
                   "PostgreSQL lock_timeout of the worker's session: a "

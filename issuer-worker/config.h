@@ -30,6 +30,8 @@ struct WorkerConfig {
   absl::Duration pg_connect_timeout = absl::Seconds(3);
   // Kafka group session timeout: how soon a dead worker's partitions move.
   int session_timeout_ms = 10000;
+  // librdkafka's partition.assignment.strategy (see the setting's help).
+  std::string partition_assignment = "range";
   // The worker's PostgreSQL session, so that a worker frozen inside its
   // transaction (a paused VM, a stalled node, a cut-off host) cannot hold its
   // coupons' row locks: the server ends a transaction left idle this long,

@@ -72,6 +72,7 @@ absl::StatusOr<std::unique_ptr<kafka::KafkaGroupConsumer>> MakeConsumer(
   cc.topic = config.request_topic;
   cc.client_id = client_id;
   cc.session_timeout_ms = config.session_timeout_ms;
+  cc.assignment = config.partition_assignment;
   cc.extra = config.kafka_extra;
   cc.on_assignment = [&m](int owned) { m.assigned.Set(owned); };
   cc.on_lag = [&m, topic = config.request_topic](int32_t partition, int64_t lag) {

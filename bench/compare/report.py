@@ -420,7 +420,8 @@ def main():
     # The one-question benches keep their own tables; each heading goes one
     # level down here.
     bench_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for part in ("storm/storm.md", "storm-hot/storm.md", "replication/replication.md"):
+    for part in ("storm/storm.md", "storm-hot/storm.md", "rebalance-pause/pause.md",
+                 "replication/replication.md"):
         text = read_text(os.path.join(bench_dir, "results", part))
         if text:
             p(re.sub(r"^(#+) ", r"#\1 ", text, flags=re.M))

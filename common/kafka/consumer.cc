@@ -77,24 +77,40 @@ class KafkaGroupConsumer::Callbacks : public RdKafka::RebalanceCb,
   void rebalance_cb(
       RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
       std::vector<RdKafka::TopicPartition*>& partitions) override {
+    // Cooperative (incremental) rebalances name only the partitions that
+    // move; eager ones take everything away and hand out a whole new set.
+    const bool incremental = consumer->rebalance_protocol() == "COOPERATIVE";
     std::string list;
     for (auto* p : partitions) absl::StrAppend(&list, " ", p->partition());
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       LOG(INFO) << "kafka: " << config_->group_id << ": assigned partitions"
                 << list;
-      for (auto* p : partitions) owned_.insert(p->partition());
-      consumer->assign(partitions);
+      const bool assigned =
+          incremental ? Done(consumer->incremental_assign(partitions), "assign")
+                      : Done(consumer->assign(partitions), "assign");
+      if (assigned) {
+        for (auto* p : partitions) owned_.insert(p->partition());
+      }
       joined_.store(true);
-    } else {
+    } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
       // Nothing is in flight here: the loop commits (or gives back) a batch
       // before it polls again.
       LOG(INFO) << "kafka: " << config_->group_id << ": revoked partitions"
-                << list;
-      for (auto* p : partitions) {
-        owned_.erase(p->partition());
-        if (config_->on_lag) config_->on_lag(p->partition(), -1);
+                << list << (consumer->assignment_lost() ? " (lost)" : "");
+      for (auto* p : partitions) Forget(p->partition());
+      if (incremental) {
+        Done(consumer->incremental_unassign(partitions), "unassign");
+      } else {
+        Done(consumer->unassign(), "unassign");
       }
-      consumer->unassign();
+    } else {
+      // A failed rebalance: librdkafka asks for the whole assignment to go.
+      LOG(WARNING) << "kafka: " << config_->group_id
+                   << ": rebalance failed: " << RdKafka::err2str(err)
+                   << "; giving up partitions" << list;
+      const std::set<int32_t> owned = owned_;
+      for (int32_t partition : owned) Forget(partition);
+      Done(consumer->unassign(), "unassign");
     }
     owned_count_.store(static_cast<int>(owned_.size()));
     if (config_->on_assignment) config_->on_assignment(owned_count_.load());
@@ -145,6 +161,26 @@ class KafkaGroupConsumer::Callbacks : public RdKafka::RebalanceCb,
     }
   }
 
+  void Forget(int32_t partition) {
+    owned_.erase(partition);
+    if (config_->on_lag) config_->on_lag(partition, -1);
+  }
+  // Log a failed (re)assignment; true when it worked. The cooperative
+  // calls return an Error to free, the eager ones a code.
+  bool Done(RdKafka::Error* error, const char* what) {
+    if (error == nullptr) return true;
+    LOG(ERROR) << "kafka: " << config_->group_id << ": " << what << ": "
+               << error->str();
+    delete error;
+    return false;
+  }
+  bool Done(RdKafka::ErrorCode code, const char* what) {
+    if (code == RdKafka::ERR_NO_ERROR) return true;
+    LOG(ERROR) << "kafka: " << config_->group_id << ": " << what << ": "
+               << RdKafka::err2str(code);
+    return false;
+  }
+
   const GroupConsumerConfig* config_;
   std::set<int32_t> owned_;  // polling thread only
   std::atomic<int> owned_count_{0};
@@ -174,6 +210,7 @@ absl::StatusOr<std::unique_ptr<KafkaGroupConsumer>> KafkaGroupConsumer::Create(
       // For the lag of each owned partition.
       {"statistics.interval.ms", "5000"},
       {"socket.timeout.ms", kSocketTimeoutMs},
+      {"partition.assignment.strategy", config.assignment},
   };
   for (const auto& [k, v] : config.extra) props[k] = v;
   auto conf = MakeConf(props);

@@ -66,6 +66,12 @@ struct GroupConsumerConfig {
   std::string topic;
   std::string client_id;
   int session_timeout_ms = 10000;
+  // librdkafka's partition.assignment.strategy: range (eager: every
+  // partition is revoked and handed out again) or cooperative-sticky (only
+  // the partitions that change owner move). librdkafka 2.0.2 loses a
+  // cooperative member's assignment when it commits during a rebalance
+  // (librdkafka#4059), which this consumer does, so range is the default.
+  std::string assignment = "range";
   std::map<std::string, std::string> extra;  // librdkafka properties
   // Called from Poll when the partitions owned change (their number), and
   // every few seconds with each owned partition's lag (events not committed
@@ -74,8 +80,9 @@ struct GroupConsumerConfig {
   std::function<void(int32_t partition, int64_t lag)> on_lag;
 };
 
-/// The librdkafka group member: read_committed, no auto-commit, eager
-/// rebalances (a revoked partition is given back before the next Poll).
+/// The librdkafka group member: read_committed, no auto-commit, eager or
+/// cooperative rebalances (a revoked partition is given back before the next
+/// Poll).
 /// One thread only; Close before destroying it, or the destructor does.
 class KafkaGroupConsumer final : public GroupConsumer {
  public:

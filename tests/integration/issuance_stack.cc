@@ -173,7 +173,7 @@ int IssuanceStack::AddGateway(
 
 void IssuanceStack::StopGateway(int index) { gateways_.at(index).reset(); }
 
-void IssuanceStack::AddWorker() {
+void IssuanceStack::AddWorker(const std::function<void(worker::WorkerConfig&)>& adjust) {
   worker::WorkerConfig config;
   config.kafka_brokers = KafkaBrokers();
   config.pg_dsn = PgDsn();
@@ -186,6 +186,7 @@ void IssuanceStack::AddWorker() {
   config.dead_letter_topic = TestKafka().dead_letter_topic;
   config.session_timeout_ms = 6000;
   config.metrics_port = 0;
+  if (adjust) adjust(config);
   workers_.push_back(std::make_unique<WorkerThread>(config));
 }
 

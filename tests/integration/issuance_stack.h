@@ -82,8 +82,9 @@ class IssuanceStack {
   int AddGateway(absl::Duration result_replay_window = absl::Minutes(1),
                  const std::string& issuer = "kafka",
                  const std::function<void(gateway::GatewayConfig&)>& adjust = {});
-  // A worker in TestKafka()'s group, on its topics.
-  void AddWorker();
+  // A worker in TestKafka()'s group, on its topics; `adjust` may change any
+  // setting before start.
+  void AddWorker(const std::function<void(worker::WorkerConfig&)>& adjust = {});
   // Stops (and removes) the oldest worker; it leaves the group.
   void StopWorker();
   // Waits until the live workers share all `partitions` and each owns some.

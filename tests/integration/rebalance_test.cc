@@ -1,11 +1,14 @@
 // Workers join and leave the group while a sale over many coupons (so every
 // partition is busy) keeps flowing: nothing may be issued twice, over the
-// stock, or left without a result.
+// stock, or left without a result. With each assignment kind the workers
+// offer: eager (the default: all partitions are revoked and handed out again)
+// and cooperative (only the partitions that move).
 
 #include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -23,13 +26,19 @@ constexpr int64_t kStock = 600;
 constexpr int kNewUsersPerWave = 15;  // per coupon
 constexpr int kRetriesPerWave = 5;    // earlier users asking again, new ids
 
-TEST(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
+class RebalanceTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
   IssuanceStack stack;
+  const std::string assignment = GetParam();
+  const auto add_worker = [&] {
+    stack.AddWorker([&](worker::WorkerConfig& c) { c.partition_assignment = assignment; });
+  };
   // Two gateways take the traffic, as behind a load balancer: coupon c's calls
   // go to gateway c % 2, and half of the results are watched on each.
   stack.AddGateway();
   stack.AddGateway();
-  stack.AddWorker();
+  add_worker();
   stack.WaitForAssignment();
   std::vector<int64_t> coupons;
   for (int c = 0; c < kCoupons; ++c) {
@@ -107,10 +116,10 @@ TEST(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
     return done;
   };
   ASSERT_TRUE(wait_waves(1));
-  stack.AddWorker();
+  add_worker();
   stack.WaitForAssignment();
   ASSERT_TRUE(wait_waves(1));
-  stack.AddWorker();
+  add_worker();
   stack.WaitForAssignment();
   ASSERT_TRUE(wait_waves(1));
   stack.StopWorker();
@@ -153,9 +162,19 @@ TEST(RebalanceTest, WorkersComingAndGoingMidSaleLoseAndDuplicateNothing) {
                        {id}),
               kStock - expected);
   }
-  LOG(INFO) << "rebalance test: " << waves.load() << " waves, " << request.size()
-            << " requests, " << accepted.size() << " accepted";
+  LOG(INFO) << "rebalance test (" << GetParam() << "): " << waves.load() << " waves, "
+            << request.size() << " requests, " << accepted.size() << " accepted";
 }
+
+INSTANTIATE_TEST_SUITE_P(Assignments, RebalanceTest,
+                         ::testing::Values("cooperative-sticky", "range"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (char& ch : name) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace coupon::testing
