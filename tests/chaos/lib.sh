@@ -32,7 +32,10 @@ REQUEST_TOPIC="${CHAOS_TOPIC_PREFIX}coupon-issue-request"
 RESULT_TOPIC="${CHAOS_TOPIC_PREFIX}coupon-issue-result"
 DLQ_TOPIC="${CHAOS_TOPIC_PREFIX}coupon-issue-request.dlq"
 : "${CHAOS_GROUP:=chaos-coupon-issuer}"
-: "${CHAOS_GATEWAY_PORTS:=50171,50172}"
+# Below Linux's ephemeral range (32768-60999): a port in it can be taken by
+# an outgoing connection's local end just before the gateway binds it (seen:
+# "gateway-2 exited before it served on port 50172", address in use).
+: "${CHAOS_GATEWAY_PORTS:=30171,30172}"
 IFS=, read -r -a GATEWAY_PORTS <<<"$CHAOS_GATEWAY_PORTS"
 
 PG_BIN="/usr/lib/postgresql/15/bin"
