@@ -93,6 +93,13 @@ const service::Schema<GatewayConfig>& GatewaySchema() {
               Setting<C, std::string>(
                   "result_topic", "Topic the decided results are read from.",
                   &C::result_topic, NonEmpty()),
+              Setting<C, std::string>(
+                  "worker_group",
+                  "The issuer-workers' consumer group. The gateway reads its "
+                  "committed offsets every 10s, never joining it, to know how "
+                  "far a partition with no recent result is decided (the place "
+                  "in line); empty: not read.",
+                  &C::worker_group),
               Setting<C, int>("pg_pool_size", "PostgreSQL connections at most.",
                               &C::pg_pool_size, InRange(1, 1000)),
               Setting<C, absl::Duration>(
@@ -105,6 +112,17 @@ const service::Schema<GatewayConfig>& GatewaySchema() {
                   "issue_deadline",
                   "IssueCoupon deadline when the caller sets none.",
                   &C::issue_deadline, Positive()),
+              Setting<C, absl::Duration>(
+                  "max_result_wait",
+                  "IssueCoupon with wait_for_result waits for the final "
+                  "result at most this long when the caller sets no "
+                  "deadline; then it answers ACCEPTED with the position.",
+                  &C::max_result_wait, Positive()),
+              Setting<C, absl::Duration>(
+                  "position_interval",
+                  "Watches that ask for positions get at most one QUEUED "
+                  "update per request this often, when the place changed.",
+                  &C::position_interval, Positive()),
               Setting<C, int>(
                   "kafka_message_timeout_ms",
                   "How long the producer retries one event; the call itself is "

@@ -34,10 +34,18 @@ struct GatewayConfig {
   std::string pg_dsn = "postgresql://coupon:coupon@127.0.0.1:5432/coupon";
   std::string request_topic = "coupon-issue-request";
   std::string result_topic = "coupon-issue-result";
+  // The issuer-workers' consumer group, whose committed offsets the gateway
+  // reads (without joining it) for the place in line; empty: not read.
+  std::string worker_group = "coupon-issuer";
   int pg_pool_size = 8;
   absl::Duration pg_timeout = absl::Seconds(3);
   // Upper bound for IssueCoupon when the caller sets no deadline.
   absl::Duration issue_deadline = absl::Seconds(5);
+  // IssueCoupon with wait_for_result waits at most this long for the final
+  // result when the caller sets no deadline.
+  absl::Duration max_result_wait = absl::Seconds(10);
+  // Watches that ask for positions get at most one per request this often.
+  absl::Duration position_interval = absl::Seconds(1);
   int kafka_message_timeout_ms = 10000;
   int kafka_linger_ms = 2;
   int kafka_max_queued_messages = 100000;

@@ -131,6 +131,8 @@ absl::Status StartKafkaMode(const GatewayConfig& config, const std::string& gate
   listener_config.topic = config.result_topic;
   listener_config.replay_window = config.result_replay_window;
   listener_config.extra = config.kafka_extra;
+  listener_config.worker_group = config.worker_group;
+  listener_config.request_topic = config.request_topic;
   p.listener = std::make_unique<ResultListener>(listener_config, p.hub.get());
   if (absl::Status s = p.listener->Start(); !s.ok()) return s;
 
@@ -188,8 +190,12 @@ absl::Status StartFrontEnd(const GatewayConfig& config, Parts& p) {
   p.issue = std::make_unique<IssueService>(
       p.coupons.get(), config.precheck ? &p.hub->cache() : nullptr, p.the_issuer(),
       p.limiter.get());
+  ServiceOptions options;
+  options.issue_deadline = config.issue_deadline;
+  options.max_result_wait = config.max_result_wait;
+  options.position_interval = config.position_interval;
   p.service = std::make_unique<CouponGrpcService>(p.issue.get(), p.hub.get(), p.reads(),
-                                                  p.admin.get(), config.issue_deadline);
+                                                  p.admin.get(), options);
   return absl::OkStatus();
 }
 

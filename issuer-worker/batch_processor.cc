@@ -1,9 +1,11 @@
 #include "issuer-worker/batch_processor.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/wire/event_codec.h"
 #include "glog/logging.h"
@@ -19,7 +21,9 @@ class Acks : public std::enable_shared_from_this<Acks> {
   EventPublisher::DeliveryCallback Expect() {
     std::lock_guard<std::mutex> lock(mu_);
     ++outstanding_;
-    return [self = shared_from_this()](absl::Status s) { self->Done(std::move(s)); };
+    return [self = shared_from_this()](absl::Status s, Placement) {
+      self->Done(std::move(s));
+    };
   }
 
   absl::Status Wait(absl::Time deadline) {
@@ -62,6 +66,16 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   stats->events = events.size();
   const UnixMicros now = absl::ToUnixMicros(clock_());
 
+  // How far each partition of the batch is decided once the batch is
+  // stored, for the result events' kDecidedThroughHeader; a coupon's
+  // requests all come from one partition (the key).
+  absl::flat_hash_map<int32_t, int64_t> through;
+  absl::flat_hash_map<int64_t, int32_t> partition_of;
+  for (const RawEvent& e : events) {
+    int64_t& last = through.try_emplace(e.partition, e.offset).first->second;
+    last = std::max(last, e.offset);
+  }
+
   // Malformed events never reach the database.
   std::vector<IssueRequest> requests;
   std::vector<size_t> origin;  // requests[i] came from events[origin[i]]
@@ -69,6 +83,7 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   for (size_t i = 0; i < events.size(); ++i) {
     absl::StatusOr<IssueRequest> req = DecodeIssueRequested(events[i].payload);
     if (req.ok()) {
+      partition_of[req->coupon_id] = events[i].partition;
       requests.push_back(std::move(*req));
       origin.push_back(i);
     } else {
@@ -93,8 +108,21 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   auto acks = std::make_shared<Acks>();
   const absl::Time deadline = clock_() + publish_timeout;
   for (const IssueResult& result : decision.results) {
+    EventPublisher::Headers headers;
+    if (auto p = partition_of.find(result.coupon_id); p != partition_of.end()) {
+      headers.emplace_back(
+          kDecidedThroughHeader,
+          EncodeDecidedThrough(DecidedThrough{p->second, through[p->second]}));
+    }
+    VLOG(1) << "request " << result.request_id << " coupon " << result.coupon_id
+            << " user " << result.user_id << " decided "
+            << OutcomeName(result.outcome)
+            << (headers.empty() ? std::string()
+                                : absl::StrCat(" (", kDecidedThroughHeader, " ",
+                                               headers[0].second, ")"));
     publisher_->Publish(topics_.result, CouponKey(result.coupon_id),
-                        EncodeIssueResult(result), acks->Expect());
+                        EncodeIssueResult(result), std::move(headers),
+                        acks->Expect());
     if (result.outcome == Outcome::kIssued) ++stats->issued;
   }
   for (const auto& [index, reason] : dead) {
@@ -104,7 +132,7 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
     publisher_->Publish(topics_.dead_letter, e.key,
                         EncodeDeadLetter(DeadLetter{e.payload, e.key, reason, e.topic,
                                                  e.partition, e.offset, now}),
-                        acks->Expect());
+                        {}, acks->Expect());
   }
   stats->decided = decision.fresh.size();
   for (size_t i : decision.fresh) {

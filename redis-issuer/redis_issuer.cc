@@ -26,8 +26,10 @@ using redis_issuer::RequestKey;
 //       3 limit, 4 request record, 5 the reserved copies.
 // ARGV: 1 user id, 2 request id, 3 the coupon's total quantity, 4 now (µs),
 //       5 coupon id, 6 record ttl (s).
-// Returns {tag, record}: tag REPLAY (the request id was decided before) or
-// DECIDED; record as in redis-issuer/records.h. A new copy is RESERVED: its
+// Returns {tag, record} or {tag, record, rank}: tag REPLAY (the request id
+// was decided before) or DECIDED; record as in redis-issuer/records.h; rank,
+// with DECIDED, the users ahead in the coupon's queue at the decision (the
+// user's own rank when they hold a copy). A new copy is RESERVED: its
 // record is kept, and it is listed in KEYS[5], until it is in PostgreSQL.
 //
 // One script, so the checks and the updates are one atomic step: done as
@@ -44,9 +46,11 @@ local limit = tonumber(redis.call('GET', KEYS[3]))
 local queued = redis.call('ZCARD', KEYS[1])
 local outcome
 local remaining
+local rank = queued
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   outcome = 'ALREADY_ISSUED'
   remaining = math.max(limit - queued, 0)
+  rank = redis.call('ZRANK', KEYS[1], ARGV[1]) or queued
 elseif queued >= limit then
   outcome = 'SOLD_OUT'
   remaining = 0
@@ -63,7 +67,7 @@ if outcome == 'RESERVED' then
 else
   redis.call('SET', KEYS[4], record, 'EX', ARGV[6])
 end
-return {'DECIDED', record}
+return {'DECIDED', record, rank}
 )lua";
 
 // An answer the front end inferred, recorded unless the request id has a
@@ -92,17 +96,32 @@ absl::Status RedisUnavailable(const absl::Status& s) {
       s.message(), "; retry with the same request_id"));
 }
 
-// The {tag, record} array both scripts answer with.
-absl::StatusOr<std::pair<std::string, Record>> TaggedRecord(
-    const absl::StatusOr<redis::Reply>& reply, const std::string& request_id) {
+// The {tag, record[, rank]} array both scripts answer with.
+struct Tagged {
+  std::string tag;
+  Record record;
+  std::optional<QueuePosition> position;  // from the rank
+};
+absl::StatusOr<Tagged> TaggedRecord(const absl::StatusOr<redis::Reply>& reply,
+                                    const std::string& request_id) {
   if (!reply.ok()) return RedisUnavailable(reply.status());
-  if (reply->type != redis::Reply::Type::kArray || reply->elements.size() != 2) {
+  if (reply->type != redis::Reply::Type::kArray ||
+      (reply->elements.size() != 2 && reply->elements.size() != 3)) {
     return absl::InternalError(absl::StrCat(
         "redis: unexpected answer from a script: ", reply->str));
   }
   absl::StatusOr<Record> record = ParseRecord(request_id, reply->elements[1].str);
   if (!record.ok()) return record.status();
-  return std::make_pair(reply->elements[0].str, std::move(*record));
+  Tagged tagged{reply->elements[0].str, std::move(*record), std::nullopt};
+  if (reply->elements.size() == 3) {
+    const redis::Reply& rank = reply->elements[2];
+    if (rank.type != redis::Reply::Type::kInteger || rank.integer < 0) {
+      return absl::InternalError(absl::StrCat(
+          "redis: unexpected rank from the decide script: ", rank.str));
+    }
+    tagged.position = QueuePosition{rank.integer, QueuePosition::Scope::kCoupon};
+  }
+  return tagged;
 }
 
 }  // namespace
@@ -130,7 +149,7 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
                     absl::StrCat(absl::ToInt64Seconds(record_ttl_))}),
       cmd.request_id);
   if (!tagged.ok()) return done(tagged.status());
-  auto& [tag, record] = *tagged;
+  auto& [tag, record, position] = *tagged;
   IssueResult& result = record.result;
   if (tag == "REPLAY" && !result.BelongsTo(cmd.coupon_id, cmd.user_id)) {
     return done(RequestIdReused(cmd.request_id));
@@ -154,7 +173,7 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
       LOG_EVERY_N(WARNING, 100) << published.status();
     }
   }
-  done(IssueReply{cmd.request_id, result.outcome, result.user_coupon_id});
+  done(IssueReply{cmd.request_id, result.outcome, result.user_coupon_id, position});
 }
 
 absl::Status RedisIssuer::Settle(IssueResult& r, absl::Time deadline) {
@@ -200,7 +219,7 @@ void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
                     absl::StrCat(absl::ToInt64Seconds(record_ttl_))}),
       cmd.request_id);
   if (!tagged.ok()) return done(tagged.status());
-  auto& [tag, record] = *tagged;
+  auto& [tag, record, unused_position] = *tagged;
   if (!record.result.BelongsTo(cmd.coupon_id, cmd.user_id)) {
     return done(RequestIdReused(cmd.request_id));
   }

@@ -18,6 +18,8 @@ absl::string_view OutcomeName(Outcome outcome) {
       return "EXPIRED";
     case Outcome::kRequestIdReused:
       return "REQUEST_ID_REUSED";
+    case Outcome::kQueued:
+      return "QUEUED";
   }
   return "UNKNOWN";
 }
@@ -25,7 +27,8 @@ absl::string_view OutcomeName(Outcome outcome) {
 std::optional<Outcome> OutcomeFromName(absl::string_view name) {
   for (Outcome o : {Outcome::kAccepted, Outcome::kIssued, Outcome::kSoldOut,
                     Outcome::kAlreadyIssued, Outcome::kNotStarted,
-                    Outcome::kExpired, Outcome::kRequestIdReused}) {
+                    Outcome::kExpired, Outcome::kRequestIdReused,
+                    Outcome::kQueued}) {
     if (OutcomeName(o) == name) return o;
   }
   return std::nullopt;

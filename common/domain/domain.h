@@ -23,12 +23,33 @@ enum class Outcome {
   // The request id belongs to another (coupon, user): this request was not
   // decided. Never stored under the id (the first use owns it).
   kRequestIdReused,
+  // Not decided yet, with the place in line: what a caller asking for
+  // positions reads of a queued request. Never stored, never an event.
+  kQueued,
 };
 
 // True for the outcomes a request id's stored result can hold.
 inline bool IsStoredOutcome(Outcome o) {
-  return o != Outcome::kAccepted && o != Outcome::kRequestIdReused;
+  return o != Outcome::kAccepted && o != Outcome::kRequestIdReused &&
+         o != Outcome::kQueued;
 }
+
+// Where a request stands in line: how many requests are ahead of it, and
+// what that counts (coupon.v1.QueuePosition).
+struct QueuePosition {
+  enum class Scope {
+    kCoupon,     // exactly the coupon's requests ahead (the Redis issuer)
+    kPartition,  // the undecided requests ahead in its partition: an upper
+                 // bound on those ahead for its coupon (the Kafka issuer)
+  };
+  int64_t requests_ahead = 0;
+  Scope scope = Scope::kPartition;
+
+  bool operator==(const QueuePosition& o) const {
+    return requests_ahead == o.requests_ahead && scope == o.scope;
+  }
+  bool operator!=(const QueuePosition& o) const { return !(*this == o); }
+};
 
 // The names used in the database and in logs.
 absl::string_view OutcomeName(Outcome outcome);
@@ -66,6 +87,8 @@ struct IssueResult {
   int64_t user_coupon_id = 0;  // when kIssued
   int64_t remaining_quantity = 0;
   UnixMicros decided_at = 0;
+  // With kQueued: the place in line. Never stored, never an event.
+  std::optional<QueuePosition> position;
 
   // Whether this result is the answer to a request of (coupon, user).
   bool BelongsTo(int64_t coupon, const std::string& user) const {
@@ -77,7 +100,7 @@ struct IssueResult {
            user_id == o.user_id && outcome == o.outcome &&
            user_coupon_id == o.user_coupon_id &&
            remaining_quantity == o.remaining_quantity &&
-           decided_at == o.decided_at;
+           decided_at == o.decided_at && position == o.position;
   }
 };
 

@@ -28,6 +28,13 @@ std::optional<Record> ToRecord(RdKafka::Message& msg, const char* who) {
   r.topic = msg.topic_name();
   r.partition = msg.partition();
   r.offset = msg.offset();
+  if (RdKafka::Headers* headers = msg.headers()) {  // owned by msg
+    for (const RdKafka::Headers::Header& h : headers->get_all()) {
+      r.headers.emplace_back(
+          h.key(), std::string(static_cast<const char*>(h.value()),
+                               h.value() ? h.value_size() : 0));
+    }
+  }
   return r;
 }
 
@@ -293,6 +300,69 @@ bool KafkaGroupConsumer::joined() const { return callbacks_->joined(); }
 TopicReader::TopicReader(std::string topic,
                          std::unique_ptr<RdKafka::KafkaConsumer> consumer)
     : topic_(std::move(topic)), consumer_(std::move(consumer)) {}
+
+absl::StatusOr<std::unique_ptr<GroupOffsets>> GroupOffsets::Create(
+    const std::string& brokers, const std::string& group,
+    const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> props = {
+      {"bootstrap.servers", brokers},
+      // The group whose offsets are read. This consumer never subscribes,
+      // so it never joins the group, and it never commits.
+      {"group.id", group},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"socket.timeout.ms", kSocketTimeoutMs},
+  };
+  for (const auto& [k, v] : extra) props[k] = v;
+  auto conf = MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kafka offsets reader of group ", group, ": ", error));
+  }
+  return std::unique_ptr<GroupOffsets>(new GroupOffsets(std::move(consumer)));
+}
+
+GroupOffsets::GroupOffsets(std::unique_ptr<RdKafka::KafkaConsumer> consumer)
+    : consumer_(std::move(consumer)) {}
+
+GroupOffsets::~GroupOffsets() { consumer_->close(); }
+
+absl::StatusOr<std::map<int32_t, int64_t>> GroupOffsets::NextToRead(
+    const std::string& topic, absl::Duration timeout) {
+  absl::StatusOr<std::vector<int32_t>> ids = TopicPartitions(*consumer_, topic, timeout);
+  if (!ids.ok()) return ids.status();
+  std::vector<RdKafka::TopicPartition*> partitions;
+  for (int32_t id : *ids) partitions.push_back(RdKafka::TopicPartition::create(topic, id));
+  const RdKafka::ErrorCode err = consumer_->committed(partitions, Millis(timeout));
+  std::map<int32_t, int64_t> next;
+  std::vector<int32_t> uncommitted;
+  for (RdKafka::TopicPartition* p : partitions) {
+    if (err == RdKafka::ERR_NO_ERROR && p->err() == RdKafka::ERR_NO_ERROR) {
+      if (p->offset() >= 0) {
+        next[p->partition()] = p->offset();
+      } else {
+        uncommitted.push_back(p->partition());
+      }
+    }
+    delete p;
+  }
+  if (err != RdKafka::ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat(
+        "kafka: committed offsets of ", topic, ": ", RdKafka::err2str(err)));
+  }
+  for (int32_t partition : uncommitted) {
+    int64_t low = 0, high = 0;
+    if (consumer_->query_watermark_offsets(topic, partition, &low, &high,
+                                           Millis(timeout)) == RdKafka::ERR_NO_ERROR) {
+      next[partition] = low;
+    }
+  }
+  return next;
+}
 
 absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Create(
     const std::string& brokers, const std::string& topic,

@@ -31,6 +31,16 @@ struct Record {
   std::string topic;
   int32_t partition = 0;
   int64_t offset = 0;
+  // The event's headers (name, value), in order.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // The first header called `name`, or nullptr.
+  const std::string* Header(const std::string& name) const {
+    for (const auto& [n, v] : headers) {
+      if (n == name) return &v;
+    }
+    return nullptr;
+  }
 };
 
 // The partitions of `topic`, as the cluster that `handle` talks to knows
@@ -108,6 +118,28 @@ class KafkaGroupConsumer final : public GroupConsumer {
 
   const GroupConsumerConfig config_;
   std::unique_ptr<Callbacks> callbacks_;  // outlives consumer_
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+};
+
+/// Reads a consumer group's committed offsets without joining the group
+/// (it never subscribes, never commits). One thread at a time.
+class GroupOffsets {
+ public:
+  // INVALID_ARGUMENT for properties librdkafka refuses.
+  static absl::StatusOr<std::unique_ptr<GroupOffsets>> Create(
+      const std::string& brokers, const std::string& group,
+      const std::map<std::string, std::string>& extra);
+  ~GroupOffsets();
+
+  // Per partition of `topic`, the next event the group will read: its
+  // committed offset, or, where it has none, the partition's first event
+  // (where the workers start: auto.offset.reset=earliest). UNAVAILABLE when
+  // the brokers or the group's coordinator do not answer within `timeout`.
+  absl::StatusOr<std::map<int32_t, int64_t>> NextToRead(const std::string& topic,
+                                                        absl::Duration timeout);
+
+ private:
+  explicit GroupOffsets(std::unique_ptr<RdKafka::KafkaConsumer> consumer);
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
 };
 

@@ -47,10 +47,12 @@ class Producer::Callbacks : public RdKafka::DeliveryReportCb,
   void dr_cb(RdKafka::Message& message) override {
     auto* done = static_cast<DeliveryCallback*>(message.msg_opaque());
     absl::Status status;
+    Placement placed;
     TopicMetrics& m = MetricsFor(message.topic_name());
     if (message.err() == RdKafka::ERR_NO_ERROR) {
       brokers_up_->store(true);
       m.delivered->Inc();
+      placed = Placement{message.partition(), message.offset()};
       // Microseconds since produce(), measured by librdkafka; -1 if unknown.
       if (const int64_t us = message.latency(); us >= 0) {
         m.ack_latency->Observe(static_cast<double>(us) / 1e6);
@@ -65,7 +67,7 @@ class Producer::Callbacks : public RdKafka::DeliveryReportCb,
     }
     if (!status.ok()) m.failed->Inc();
     if (done) {
-      (*done)(status);
+      (*done)(status, placed);
       delete done;
     }
   }
@@ -177,13 +179,22 @@ void Producer::PollLoop() {
 }
 
 void Producer::Publish(const std::string& topic, std::string key,
-                       std::string payload, DeliveryCallback done) {
+                       std::string payload, Headers headers,
+                       DeliveryCallback done) {
   auto* opaque = new DeliveryCallback(std::move(done));
+  RdKafka::Headers* kafka_headers = nullptr;
+  if (!headers.empty()) {
+    kafka_headers = RdKafka::Headers::create();
+    for (const auto& [name, value] : headers) {
+      kafka_headers->add(name, value.data(), value.size());
+    }
+  }
   RdKafka::ErrorCode err = producer_->produce(
       topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
       payload.data(), payload.size(), key.data(), key.size(),
-      /*timestamp=*/0, /*headers=*/nullptr, opaque);
-  if (err == RdKafka::ERR_NO_ERROR) return;
+      /*timestamp=*/0, kafka_headers, opaque);
+  if (err == RdKafka::ERR_NO_ERROR) return;  // produce() owns the headers now
+  delete kafka_headers;  // not on failure
   absl::Status status =
       err == RdKafka::ERR__QUEUE_FULL
           ? absl::UnavailableError(
@@ -191,7 +202,7 @@ void Producer::Publish(const std::string& topic, std::string key,
                 "unreachable); the event was not queued")
           : absl::UnavailableError(absl::StrCat(
                 "kafka: cannot produce to ", topic, ": ", RdKafka::err2str(err)));
-  (*opaque)(status);
+  (*opaque)(status, Placement{});
   delete opaque;
 }
 

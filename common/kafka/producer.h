@@ -39,7 +39,7 @@ class Producer final : public EventPublisher {
   ~Producer() override;
 
   void Publish(const std::string& topic, std::string key, std::string payload,
-               DeliveryCallback done) override;
+               Headers headers, DeliveryCallback done) override;
   bool Available() const override { return brokers_up_.load(); }
 
   // Connects and fetches `topic`'s metadata, so the first events do not pay

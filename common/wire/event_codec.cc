@@ -1,5 +1,7 @@
 #include "common/wire/event_codec.h"
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/wire/proto_convert.h"
 #include "common/wire/proto_parse.h"
@@ -88,5 +90,23 @@ absl::StatusOr<DeadLetter> DecodeDeadLetter(absl::string_view bytes) {
 }
 
 std::string CouponKey(int64_t coupon_id) { return absl::StrCat(coupon_id); }
+
+std::string EncodeDecidedThrough(const DecidedThrough& through) {
+  return absl::StrCat(through.partition, ":", through.offset);
+}
+
+absl::StatusOr<DecidedThrough> DecodeDecidedThrough(absl::string_view value) {
+  const size_t colon = value.find(':');
+  DecidedThrough through;
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(value.substr(0, colon), &through.partition) ||
+      !absl::SimpleAtoi(value.substr(colon + 1), &through.offset) ||
+      through.partition < 0 || through.offset < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kDecidedThroughHeader, ": want <partition>:<offset>, got \"",
+                     absl::CHexEscape(value), "\""));
+  }
+  return through;
+}
 
 }  // namespace coupon

@@ -29,4 +29,17 @@ absl::StatusOr<DeadLetter> DecodeDeadLetter(absl::string_view bytes);
 // The Kafka message key of both topics: the coupon id in decimal.
 std::string CouponKey(int64_t coupon_id);
 
+// A header of every result event: when it was published, every event of
+// partition `partition` of the request topic up to `offset` was decided.
+// Gateways count from it how many requests are ahead of one they queued
+// (the place in line). Value: "<partition>:<offset>" in decimal.
+inline constexpr char kDecidedThroughHeader[] = "coupon-decided-through";
+struct DecidedThrough {
+  int32_t partition = 0;
+  int64_t offset = 0;
+};
+std::string EncodeDecidedThrough(const DecidedThrough& through);
+// INVALID_ARGUMENT for anything but two non-negative decimal numbers.
+absl::StatusOr<DecidedThrough> DecodeDecidedThrough(absl::string_view value);
+
 }  // namespace coupon

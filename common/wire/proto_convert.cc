@@ -41,6 +41,8 @@ v1::IssueOutcome ToProto(Outcome outcome) {
       return v1::ISSUE_OUTCOME_EXPIRED;
     case Outcome::kRequestIdReused:
       return v1::ISSUE_OUTCOME_REQUEST_ID_REUSED;
+    case Outcome::kQueued:
+      return v1::ISSUE_OUTCOME_QUEUED;
   }
   return v1::ISSUE_OUTCOME_UNSPECIFIED;
 }
@@ -61,6 +63,8 @@ absl::StatusOr<Outcome> FromProto(v1::IssueOutcome outcome) {
       return Outcome::kExpired;
     case v1::ISSUE_OUTCOME_REQUEST_ID_REUSED:
       return Outcome::kRequestIdReused;
+    case v1::ISSUE_OUTCOME_QUEUED:
+      return Outcome::kQueued;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("outcome: unknown value ", static_cast<int>(outcome)));
@@ -76,6 +80,16 @@ v1::IssueResult ToProto(const IssueResult& result) {
   proto.set_user_coupon_id(result.user_coupon_id);
   proto.set_remaining_quantity(result.remaining_quantity);
   *proto.mutable_decided_at() = ToProtoTime(result.decided_at);
+  if (result.position) *proto.mutable_position() = ToProto(*result.position);
+  return proto;
+}
+
+v1::QueuePosition ToProto(const QueuePosition& position) {
+  v1::QueuePosition proto;
+  proto.set_requests_ahead(position.requests_ahead);
+  proto.set_scope(position.scope == QueuePosition::Scope::kCoupon
+                      ? v1::QueuePosition::SCOPE_COUPON
+                      : v1::QueuePosition::SCOPE_PARTITION);
   return proto;
 }
 

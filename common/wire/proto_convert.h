@@ -20,6 +20,7 @@ v1::IssueOutcome ToProto(Outcome outcome);
 absl::StatusOr<Outcome> FromProto(v1::IssueOutcome outcome);
 
 v1::IssueResult ToProto(const IssueResult& result);
+v1::QueuePosition ToProto(const QueuePosition& position);
 // Checks every field, as for an event from outside: INVALID_ARGUMENT naming
 // the first bad one.
 absl::StatusOr<IssueResult> FromProto(const v1::IssueResult& proto);

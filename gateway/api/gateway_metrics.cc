@@ -10,7 +10,7 @@ namespace {
 constexpr Outcome kOutcomes[] = {Outcome::kAccepted,      Outcome::kIssued,
                                  Outcome::kSoldOut,       Outcome::kAlreadyIssued,
                                  Outcome::kNotStarted,    Outcome::kExpired,
-                                 Outcome::kRequestIdReused};
+                                 Outcome::kRequestIdReused, Outcome::kQueued};
 constexpr int kCodes = 17;  // absl::StatusCode 0 (OK) .. 16 (UNAUTHENTICATED)
 
 /// Every child the hot path needs, looked up once: an IssueCoupon answer

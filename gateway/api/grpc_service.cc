@@ -3,6 +3,7 @@
 #include <deque>
 #include <mutex>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/wire/proto_convert.h"
@@ -75,8 +76,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
                            public ResultWatcher {
  public:
   WatchReactor(ResultHub* hub, GatewayStore* store,
-               const v1::WatchIssueResultsRequest& req)
-      : hub_(hub) {
+               const v1::WatchIssueResultsRequest& req,
+               service::TimerThread* timers, absl::Duration position_interval)
+      : hub_(hub), timers_(timers), position_interval_(position_interval) {
     WatchStreamsGauge().Inc();  // until OnDone
     absl::Status valid = Validate(req);
     if (valid.ok()) valid = hub_->watches().Open(this);
@@ -121,6 +123,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
       }
       for (const IssueResult& r : *stored) OnResult(r);
     }
+    // Positions: one now, then every interval while ids are queued. Watches
+    // by user or coupon get none (a coupon's watch would get every queued
+    // request of a sale, each interval).
+    if (req.with_positions()) SendPositions();
     AnnounceRegistered();
   }
 
@@ -133,10 +139,37 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
       answer = ForScope(scope_, result);
       if (!answer) return;
       remaining_.erase(result.request_id);
+      sent_ahead_.erase(result.request_id);
     }
     // Watches by user or coupon get each result once from the hub, which
     // passes on only what is news to it.
-    const size_t bytes = QueuedBytes(*answer);
+    EnqueueLocked(*answer);
+  }
+
+  // Sends a QUEUED result for each watched id this gateway queued whose
+  // place in line is known and changed since the last one, then comes back
+  // after the interval. On the timer thread (and once from the
+  // constructor).
+  void SendPositions() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_ || done_) return;
+    for (const std::string& id : remaining_) {
+      std::optional<IssueResult> queued = hub_->cache().FindQueued(id);
+      if (!queued || !queued->position) continue;
+      if (scope_.set() && !scope_.Admits(*queued)) continue;  // not theirs
+      auto [last, added] = sent_ahead_.try_emplace(id, queued->position->requests_ahead);
+      if (!added && last->second == queued->position->requests_ahead) continue;
+      last->second = queued->position->requests_ahead;
+      queued->decided_at = absl::ToUnixMicros(absl::Now());
+      EnqueueLocked(*queued);
+      if (finished_) return;
+    }
+    tick_ = timers_->Schedule(absl::Now() + position_interval_,
+                              [this] { SendPositions(); });
+  }
+
+  void EnqueueLocked(const IssueResult& answer) {
+    const size_t bytes = QueuedBytes(answer);
     if (pending_.size() >= kMaxQueuedResults ||
         !hub_->watches().ReserveQueued(bytes)) {
       FinishLocked(grpc::Status(
@@ -147,7 +180,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
                        "results decided meanwhile too")));
       return;
     }
-    pending_.push_back(ToProto(*answer));
+    pending_.push_back(ToProto(answer));
     queued_bytes_ += bytes;
     wrote_ = true;
     if (!writing_) {
@@ -187,6 +220,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   }
 
   void OnDone() override {
+    service::TimerThread::Id tick;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;  // SendPositions schedules no more
+      tick = tick_;
+    }
+    if (tick != 0) timers_->Cancel(tick);
     hub_->watches().Close(this);
     hub_->watches().ReleaseQueued(queued_bytes_);
     WatchStreamsGauge().Dec();
@@ -261,7 +301,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   }
 
   ResultHub* hub_;
+  service::TimerThread* timers_;
+  const absl::Duration position_interval_;
   std::mutex mu_;
+  bool done_ = false;                 // OnDone began
+  service::TimerThread::Id tick_ = 0;  // the next SendPositions
+  // Per queued id, the requests ahead in its last QUEUED result.
+  absl::flat_hash_map<std::string, int64_t> sent_ahead_;
   bool by_request_ = false;
   bool writing_ = false;
   bool finished_ = false;
@@ -270,6 +316,174 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::IssueResult>,
   size_t queued_bytes_ = 0;  // of pending_, counted in the registry too
   absl::flat_hash_set<std::string> remaining_;
   std::deque<v1::IssueResult> pending_;  // front() is being written
+};
+
+// One line per answer at GLOG_v=1, so that an operator can follow a request
+// id from the gateway to the worker and back.
+void LogAnswer(const absl::StatusOr<IssueReply>& reply) {
+  if (!VLOG_IS_ON(1)) return;
+  if (reply.ok()) {
+    VLOG(1) << "IssueCoupon request " << reply->request_id << " answered "
+            << OutcomeName(reply->outcome)
+            << (reply->position ? absl::StrCat(" with ", reply->position->requests_ahead,
+                                               " ahead")
+                                : std::string());
+  } else {
+    VLOG(1) << "IssueCoupon answered " << reply.status();
+  }
+}
+
+void FillIssueResponse(const IssueReply& reply, v1::IssueCouponResponse* resp) {
+  resp->set_request_id(reply.request_id);
+  resp->set_outcome(ToProto(reply.outcome));
+  resp->set_user_coupon_id(reply.user_coupon_id);
+  if (reply.position) *resp->mutable_position() = ToProto(*reply.position);
+}
+
+/// One IssueCoupon call with wait_for_result: the issuer's answer, and when
+/// that is ACCEPTED, the request's final result from the hub, or ACCEPTED
+/// with the place in line at `wait_until`. No thread waits: results come
+/// through OnResult (with the registry's lock held), the time limit through
+/// the timer thread. Deletes itself once gRPC is done with it (OnDone) and
+/// the issuer has answered, whichever is last.
+class WaitingIssueReactor final : public grpc::ServerUnaryReactor,
+                                  public ResultWatcher {
+ public:
+  WaitingIssueReactor(ResultHub* hub, service::TimerThread* timers,
+                      v1::IssueCouponResponse* resp, int64_t coupon_id,
+                      std::string user_id, absl::Time wait_until)
+      : hub_(hub),
+        timers_(timers),
+        resp_(resp),
+        coupon_id_(coupon_id),
+        user_id_(std::move(user_id)),
+        wait_until_(wait_until) {}
+
+  // The issuer's answer; called exactly once.
+  void Answered(absl::StatusOr<IssueReply> reply) {
+    if (!reply.ok() || reply->outcome != Outcome::kAccepted) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (reply.ok()) {
+          FinishLocked(*reply);
+        } else {
+          FinishLocked(ToGrpcStatus(reply.status()));
+        }
+      }
+      return Release();
+    }
+    const std::string id = reply->request_id;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      accepted_ = *reply;
+      if (cancelled_) FinishLocked(grpc::Status::CANCELLED);
+      if (finished_) return Release();
+    }
+    // Register, then look back: a result decided in between comes through
+    // OnResult, one decided before is in the cache. A gateway at its watch
+    // limit answers ACCEPTED now.
+    if (!hub_->watches().Open(this).ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        FinishLocked(accepted_);
+      }
+      return Release();
+    }
+    opened_ = true;
+    hub_->watches().WatchRequests({id}, this);
+    if (std::optional<IssueResult> r = hub_->cache().Find(id)) OnResult(*r);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      answered_ = true;
+      if (!finished_) {
+        timer_ = timers_->Schedule(wait_until_, [this] { TimeUp(); });
+      }
+    }
+    Release();
+  }
+
+  void OnResult(const IssueResult& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_ || r.request_id != accepted_.request_id ||
+        !r.BelongsTo(coupon_id_, user_id_)) {
+      return;  // another caller's use of the id: ours comes as REUSED
+    }
+    if (r.outcome == Outcome::kRequestIdReused) {
+      return FinishLocked(ToGrpcStatus(RequestIdReused(r.request_id)));
+    }
+    if (!IsStoredOutcome(r.outcome)) return;
+    FinishLocked(IssueReply{r.request_id, r.outcome, r.user_coupon_id, std::nullopt});
+  }
+
+  // Queued, and the result comes later elsewhere: ACCEPTED says so.
+  void OnShutdown() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(WithPositionNow(accepted_));
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    // Before the issuer answered, Answered finishes (gRPC must not be done
+    // with us while the issuer still holds us).
+    if (answered_) FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override { Release(); }
+
+ private:
+  void TimeUp() {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(WithPositionNow(accepted_));
+  }
+
+  IssueReply WithPositionNow(IssueReply reply) const {
+    if (std::optional<IssueResult> q = hub_->cache().FindQueued(reply.request_id);
+        q && q->position) {
+      reply.position = q->position;
+    }
+    return reply;
+  }
+
+  void FinishLocked(const IssueReply& reply) {
+    if (finished_) return;
+    FillIssueResponse(reply, resp_);
+    FinishLocked(grpc::Status::OK);
+  }
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  // Drops one of the two holds (gRPC's until OnDone, the issuer's until
+  // Answered returns); the last one cleans up.
+  void Release() {
+    service::TimerThread::Id timer;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--holds_ > 0) return;
+      timer = timer_;
+    }
+    if (timer != 0) timers_->Cancel(timer);
+    if (opened_) hub_->watches().Close(this);
+    delete this;
+  }
+
+  ResultHub* hub_;
+  service::TimerThread* timers_;
+  v1::IssueCouponResponse* resp_;
+  const int64_t coupon_id_;
+  const std::string user_id_;
+  const absl::Time wait_until_;
+  bool opened_ = false;  // written by Answered only, read by the last Release
+  std::mutex mu_;
+  int holds_ = 2;
+  bool answered_ = false;  // Answered has registered us and set the timer
+  bool cancelled_ = false;
+  bool finished_ = false;
+  IssueReply accepted_;
+  service::TimerThread::Id timer_ = 0;
 };
 
 }  // namespace
@@ -389,29 +603,47 @@ grpc::ServerUnaryReactor* CouponGrpcService::GetCoupon(
 grpc::ServerUnaryReactor* CouponGrpcService::IssueCoupon(
     grpc::CallbackServerContext* ctx, const v1::IssueCouponRequest* req,
     v1::IssueCouponResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
   const absl::Time started = IssueCallStarted();
-  absl::Time deadline = std::min(absl::FromChrono(ctx->deadline()),
-                                 absl::Now() + default_issue_deadline_);
+  const absl::Time now = absl::Now();
+  const absl::Time call_deadline = absl::FromChrono(ctx->deadline());
+  const absl::Time deadline = std::min(call_deadline, now + options_.issue_deadline);
   IssueCommand cmd{req->coupon_id(), req->user_id(), req->request_id()};
+  VLOG(1) << "IssueCoupon request " << cmd.request_id << " coupon " << cmd.coupon_id
+          << " user " << cmd.user_id << (req->wait_for_result() ? " (waits)" : "");
+  if (!req->wait_for_result()) {
+    auto* reactor = ctx->DefaultReactor();
+    issue_->Issue(std::move(cmd), deadline,
+                  [reactor, resp, started](absl::StatusOr<IssueReply> reply) {
+                    IssueCallFinished(started, reply);
+                    LogAnswer(reply);
+                    if (!reply.ok()) {
+                      reactor->Finish(ToGrpcStatus(reply.status()));
+                      return;
+                    }
+                    FillIssueResponse(*reply, resp);
+                    reactor->Finish(grpc::Status::OK);
+                  });
+    return reactor;
+  }
+  // Answered a little before the caller's deadline, so that the answer
+  // still reaches it (as the Kafka issuer does).
+  const absl::Time wait_deadline = std::min(call_deadline, now + options_.max_result_wait);
+  const absl::Time wait_until =
+      wait_deadline - std::min(absl::Milliseconds(250), (wait_deadline - now) / 10);
+  auto* reactor = new WaitingIssueReactor(hub_, &timers_, resp, cmd.coupon_id,
+                                          cmd.user_id, wait_until);
   issue_->Issue(std::move(cmd), deadline,
-                [reactor, resp, started](absl::StatusOr<IssueReply> reply) {
+                [reactor, started](absl::StatusOr<IssueReply> reply) {
                   IssueCallFinished(started, reply);
-                  if (!reply.ok()) {
-                    reactor->Finish(ToGrpcStatus(reply.status()));
-                    return;
-                  }
-                  resp->set_request_id(reply->request_id);
-                  resp->set_outcome(ToProto(reply->outcome));
-                  resp->set_user_coupon_id(reply->user_coupon_id);
-                  reactor->Finish(grpc::Status::OK);
+                  LogAnswer(reply);
+                  reactor->Answered(std::move(reply));
                 });
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::IssueResult>* CouponGrpcService::WatchIssueResults(
     grpc::CallbackServerContext* ctx, const v1::WatchIssueResultsRequest* req) {
-  return new WatchReactor(hub_, store_, *req);
+  return new WatchReactor(hub_, store_, *req, &timers_, options_.position_interval);
 }
 
 grpc::ServerUnaryReactor* CouponGrpcService::GetIssueResult(
@@ -429,13 +661,18 @@ grpc::ServerUnaryReactor* CouponGrpcService::GetIssueResult(
   if (!result) {
     auto stored = store_->FindResults({req->request_id()});
     if (!stored.ok()) return Finish(ctx, stored.status());
-    if (stored->empty()) {
-      return Finish(ctx, absl::NotFoundError(absl::StrCat(
-                             "request_id: no result for \"", req->request_id(),
-                             "\" yet: it is still queued, or was never "
-                             "accepted")));
-    }
-    result = stored->front();
+    if (!stored->empty()) result = stored->front();
+  }
+  // Queued here and not decided yet: only this gateway knows where.
+  if (!result && req->with_position()) result = hub_->cache().FindQueued(req->request_id());
+  if (!result) {
+    return Finish(ctx, absl::NotFoundError(absl::StrCat(
+                           "request_id: no result for \"", req->request_id(),
+                           "\" yet: it is still queued, or was never "
+                           "accepted")));
+  }
+  if (result->outcome == Outcome::kQueued) {
+    result->decided_at = absl::ToUnixMicros(absl::Now());
   }
   *resp = ToProto(*ForScope(Scope{req->user_id(), req->coupon_id()}, *result));
   return Finish(ctx, absl::OkStatus());

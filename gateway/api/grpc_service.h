@@ -4,6 +4,7 @@
 // domain classes and map absl::Status to grpc::Status in one place.
 
 #include "absl/time/time.h"
+#include "common/service/timer_thread.h"
 #include "coupon/v1/coupon_service.grpc.pb.h"
 #include "gateway/issue/auth.h"
 #include "gateway/store/gateway_store.h"
@@ -18,19 +19,30 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // TLS, the names of the client certificate the handshake verified.
 Caller CallerOf(const grpc::ServerContextBase& ctx);
 
+struct ServiceOptions {
+  // IssueCoupon's deadline when the caller sets none.
+  absl::Duration issue_deadline = absl::Seconds(5);
+  // How long IssueCoupon with wait_for_result waits at most, without a
+  // deadline of the caller's.
+  absl::Duration max_result_wait = absl::Seconds(10);
+  // Watches with positions get at most one update per request this often.
+  absl::Duration position_interval = absl::Seconds(1);
+};
+
 /// Callback-API service. Thread-safe: gRPC calls it from its own threads.
-/// The collaborators must outlive the server it is registered with. Every
-/// RPC that changes a coupon asks `admin` first.
+/// The collaborators must outlive the server it is registered with, and so
+/// must the service: its timer thread answers waiting IssueCoupon calls and
+/// ticks the watches' positions. Every RPC that changes a coupon asks
+/// `admin` first.
 class CouponGrpcService final : public v1::CouponService::CallbackService {
  public:
   CouponGrpcService(IssueService* issue, ResultHub* hub, GatewayStore* store,
-                    AdminAuthorizer* admin,
-                    absl::Duration default_issue_deadline)
+                    AdminAuthorizer* admin, ServiceOptions options)
       : issue_(issue),
         hub_(hub),
         store_(store),
         admin_(admin),
-        default_issue_deadline_(default_issue_deadline) {
+        options_(options) {
     ParseRequestsOurselves();
   }
 
@@ -63,7 +75,8 @@ class CouponGrpcService final : public v1::CouponService::CallbackService {
   ResultHub* hub_;
   GatewayStore* store_;
   AdminAuthorizer* admin_;
-  const absl::Duration default_issue_deadline_;
+  const ServiceOptions options_;
+  service::TimerThread timers_;
 };
 
 }  // namespace coupon::gateway

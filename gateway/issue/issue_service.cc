@@ -50,7 +50,8 @@ void IssueService::Issue(IssueCommand cmd, absl::Time deadline, IssueDone done) 
         return done(IssueReply{cmd.request_id, known.result.outcome,
                                known.result.user_coupon_id});
       case Known::Kind::kQueued:
-        return done(IssueReply{cmd.request_id, Outcome::kAccepted, 0});
+        return done(IssueReply{cmd.request_id, Outcome::kAccepted, 0,
+                               known.result.position});
       case Known::Kind::kNothing:
       case Known::Kind::kInferred:
         break;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -29,6 +30,8 @@ struct IssueReply {
   std::string request_id;
   Outcome outcome = Outcome::kAccepted;
   int64_t user_coupon_id = 0;
+  // Where the request stands in line, when the issuer knows.
+  std::optional<QueuePosition> position;
 };
 
 using IssueDone = std::function<void(absl::StatusOr<IssueReply>)>;

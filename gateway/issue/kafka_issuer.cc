@@ -98,8 +98,9 @@ void KafkaIssuer::Queue(IssueCommand cmd, absl::Time deadline, IssueDone done) {
   event.gateway_id = gateway_id_;
   publisher_->Publish(request_topic_, CouponKey(event.coupon_id),
                       EncodeIssueRequested(event),
+                      {},
                       [waiting = waiting_, hub = hub_,
-                       pending](absl::Status delivered) {
+                       pending](absl::Status delivered, Placement at) {
                         {
                           std::lock_guard<std::mutex> lock(waiting->mu);
                           if (pending->answered)
@@ -119,7 +120,13 @@ void KafkaIssuer::Queue(IssueCommand cmd, absl::Time deadline, IssueDone done) {
                         }
                         pending->reply.outcome = Outcome::kAccepted;
                         hub->cache().Queued(pending->reply.request_id,
-                                            pending->coupon_id, pending->user_id);
+                                            pending->coupon_id, pending->user_id,
+                                            at.partition, at.offset);
+                        pending->reply.position =
+                            hub->cache().PositionAt(at.partition, at.offset);
+                        VLOG(1) << "request " << pending->reply.request_id
+                                << " queued at partition " << at.partition
+                                << " offset " << at.offset;
                         pending->done(std::move(pending->reply));
                       });
 

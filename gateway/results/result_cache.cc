@@ -127,10 +127,12 @@ bool ResultCache::Learn(const IssueResult& r, Source source) {
 }
 
 void ResultCache::Queued(const std::string& request_id, int64_t coupon_id,
-                         const std::string& user_id) {
+                         const std::string& user_id, int32_t partition,
+                         int64_t offset) {
   absl::MutexLock lock(&mu_);
   if (results_.contains(request_id)) return;  // the result came first
-  auto [it, added] = queued_.try_emplace(request_id, Caller{coupon_id, user_id});
+  auto [it, added] = queued_.try_emplace(
+      request_id, Caller{coupon_id, user_id, partition, offset});
   if (!added) return;
   result_order_.emplace_back(request_id, ResultKind::kQueued);
   result_bytes_ += Slot<std::string, Caller>() + Heap(it->first) +
@@ -138,6 +140,45 @@ void ResultCache::Queued(const std::string& request_id, int64_t coupon_id,
                    DequeElement<std::pair<std::string, ResultKind>>() +
                    Heap(result_order_.back().first);
   EvictResultsLocked();
+}
+
+void ResultCache::DecidedThrough(int32_t partition, int64_t offset) {
+  absl::MutexLock lock(&mu_);
+  auto [it, added] = decided_through_.try_emplace(partition, offset);
+  if (!added) it->second = std::max(it->second, offset);
+}
+
+std::optional<QueuePosition> ResultCache::PositionLocked(int32_t partition,
+                                                         int64_t offset) const {
+  if (partition < 0 || offset < 0) return std::nullopt;
+  auto it = decided_through_.find(partition);
+  if (it == decided_through_.end()) return std::nullopt;
+  return QueuePosition{std::max<int64_t>(0, offset - it->second - 1),
+                       QueuePosition::Scope::kPartition};
+}
+
+std::optional<QueuePosition> ResultCache::PositionAt(int32_t partition,
+                                                     int64_t offset) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return PositionLocked(partition, offset);
+}
+
+IssueResult ResultCache::QueuedResultLocked(const std::string& request_id,
+                                            const Caller& c) const {
+  IssueResult r;
+  r.request_id = request_id;
+  r.coupon_id = c.coupon_id;
+  r.user_id = c.user_id;
+  r.outcome = Outcome::kQueued;
+  r.position = PositionLocked(c.partition, c.offset);
+  return r;
+}
+
+std::optional<IssueResult> ResultCache::FindQueued(const std::string& request_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = queued_.find(request_id);
+  if (it == queued_.end()) return std::nullopt;
+  return QueuedResultLocked(request_id, it->second);
 }
 
 void ResultCache::SoldOut(int64_t coupon_id) {
@@ -171,9 +212,12 @@ Known ResultCache::LookUp(const std::string& request_id, int64_t coupon_id,
     return known;
   }
   if (auto it = queued_.find(request_id); it != queued_.end()) {
-    known.kind = it->second.coupon_id == coupon_id && it->second.user_id == user_id
-                     ? Known::Kind::kQueued
-                     : Known::Kind::kReused;
+    if (it->second.coupon_id == coupon_id && it->second.user_id == user_id) {
+      known.kind = Known::Kind::kQueued;
+      known.result = QueuedResultLocked(request_id, it->second);
+    } else {
+      known.kind = Known::Kind::kReused;
+    }
     return known;
   }
   // The request that won this user's copy, resent: its result is ISSUED.

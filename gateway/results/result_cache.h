@@ -37,6 +37,7 @@ struct Known {
     kNothing,   // nothing certain: the issuer decides
     kStored,    // `result` is the request id's stored result, for this caller
     kQueued,    // this gateway queued the request; its result is on its way
+                // (`result`: QUEUED, with the place in line when known)
     kReused,    // the request id belongs to another (coupon, user)
     kInferred,  // `result` follows from stored facts, but is not stored for
                 // this request id yet: the issuer stores it first
@@ -66,11 +67,26 @@ class ResultCache {
   // gateway's queued request.
   bool Learn(const IssueResult& result, Source source = Source::kIssuer);
 
-  // This gateway queued (request id, coupon, user): a resend of the same
-  // request is answered ACCEPTED without queueing it twice, and another
-  // caller's use of the id is refused, until the result comes.
+  // This gateway queued (request id, coupon, user), as the event `at` of
+  // the request topic (unknown: -1): a resend of the same request is
+  // answered ACCEPTED without queueing it twice, and another caller's use of
+  // the id is refused, until the result comes.
   void Queued(const std::string& request_id, int64_t coupon_id,
-              const std::string& user_id);
+              const std::string& user_id, int32_t partition = -1,
+              int64_t offset = -1);
+
+  // Every event of the request topic's `partition` up to `offset` is
+  // decided (the result events' header, common/wire/event_codec.h).
+  void DecidedThrough(int32_t partition, int64_t offset);
+
+  // A request this gateway queued and whose result has not come: QUEUED,
+  // with its place in line when the cache knows where it is and how far its
+  // partition is decided.
+  std::optional<IssueResult> FindQueued(const std::string& request_id) const;
+
+  // How many requests are ahead of the event `offset` of `partition`:
+  // nothing when no progress of that partition was seen.
+  std::optional<QueuePosition> PositionAt(int32_t partition, int64_t offset) const;
 
   // The coupon's stock was read as zero from the store.
   void SoldOut(int64_t coupon_id);
@@ -111,6 +127,8 @@ class ResultCache {
   struct Caller {
     int64_t coupon_id;
     std::string user_id;
+    int32_t partition = -1;  // where the request's event is; -1: unknown
+    int64_t offset = -1;
   };
   struct Holding {
     std::string request_id;
@@ -125,6 +143,10 @@ class ResultCache {
   enum class ResultKind : uint8_t { kResult, kQueued };
 
   void EvictResultsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<QueuePosition> PositionLocked(int32_t partition, int64_t offset) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  IssueResult QueuedResultLocked(const std::string& request_id, const Caller& c) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void EvictHoldersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetCouponLocked(int64_t coupon_id, bool sold_out, int64_t remaining)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -138,6 +160,8 @@ class ResultCache {
   absl::flat_hash_map<PairKey, Holding> holders_ ABSL_GUARDED_BY(mu_);
   std::deque<PairKey> holder_order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, CouponState> coupons_ ABSL_GUARDED_BY(mu_);
+  // Request-topic partition -> the last offset known decided there.
+  absl::flat_hash_map<int32_t, int64_t> decided_through_ ABSL_GUARDED_BY(mu_);
   std::deque<int64_t> coupon_order_ ABSL_GUARDED_BY(mu_);
   size_t holder_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };

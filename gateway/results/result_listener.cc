@@ -12,14 +12,43 @@ ResultListener::ResultListener(ResultListenerConfig config, ResultHub* hub)
 ResultListener::~ResultListener() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
+  if (progress_thread_.joinable()) progress_thread_.join();
 }
 
 absl::Status ResultListener::Start() {
   auto reader = kafka::TopicReader::Create(config_.brokers, config_.topic, config_.extra);
   if (!reader.ok()) return reader.status();
   reader_ = std::move(*reader);
+  if (!config_.worker_group.empty()) {
+    auto offsets =
+        kafka::GroupOffsets::Create(config_.brokers, config_.worker_group, config_.extra);
+    if (!offsets.ok()) return offsets.status();
+    offsets_ = std::move(*offsets);
+    progress_thread_ = std::thread([this] { ReadProgress(); });
+  }
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
+}
+
+void ResultListener::ReadProgress() {
+  absl::Time next = absl::Now();
+  while (!stop_.load()) {
+    if (absl::Now() < next) {
+      absl::SleepFor(absl::Milliseconds(100));
+      continue;
+    }
+    next = absl::Now() + config_.progress_interval;
+    absl::StatusOr<std::map<int32_t, int64_t>> committed =
+        offsets_->NextToRead(config_.request_topic, absl::Seconds(2));
+    if (!committed.ok()) {
+      LOG_EVERY_N(WARNING, 10) << "result listener: " << committed.status();
+      continue;
+    }
+    // The group reads `offset` next: everything before it is decided.
+    for (const auto& [partition, offset] : *committed) {
+      hub_->cache().DecidedThrough(partition, offset - 1);
+    }
+  }
 }
 
 void ResultListener::Track(int32_t partition, int64_t offset) {
@@ -50,6 +79,16 @@ void ResultListener::Run() {
     std::optional<kafka::Record> msg = reader_->Poll(absl::Milliseconds(100));
     if (!msg) continue;
     if (!ready_.load()) Track(msg->partition, msg->offset);
+    if (const std::string* header = msg->Header(kDecidedThroughHeader)) {
+      if (absl::StatusOr<DecidedThrough> through = DecodeDecidedThrough(*header);
+          through.ok()) {
+        hub_->cache().DecidedThrough(through->partition, through->offset);
+      } else {
+        LOG_EVERY_N(WARNING, 100) << "result listener: partition " << msg->partition
+                                  << " offset " << msg->offset << ": "
+                                  << through.status();
+      }
+    }
     absl::StatusOr<IssueResult> result = DecodeIssueResult(msg->payload);
     if (!result.ok()) {
       LOG_EVERY_N(ERROR, 100) << "result listener: skipping partition "
@@ -57,6 +96,9 @@ void ResultListener::Run() {
                               << result.status();
       continue;
     }
+    VLOG(1) << "result for request " << result->request_id << ": "
+            << OutcomeName(result->outcome) << " (result partition "
+            << msg->partition << " offset " << msg->offset << ")";
     hub_->Publish(*result);
   }
 }

@@ -11,6 +11,7 @@
 #include "gateway/results/result_hub.h"
 
 namespace coupon::kafka {
+class GroupOffsets;
 class TopicReader;
 }
 
@@ -23,12 +24,21 @@ struct ResultListenerConfig {
   // knows what is sold out and who holds a copy.
   absl::Duration replay_window = absl::Minutes(10);
   std::map<std::string, std::string> extra;  // librdkafka properties
+  // The issuer-workers' consumer group and its topic: their committed
+  // offsets, read this often (never joining the group), say how far a
+  // partition with no recent result is decided, for the place in line. An
+  // empty group reads none: such partitions' requests then have no place
+  // until a result of theirs comes.
+  std::string worker_group;
+  std::string request_topic = "coupon-issue-request";
+  absl::Duration progress_interval = absl::Seconds(10);
 };
 
 /// Reads every partition of the result topic (no consumer group: each gateway
-/// replica needs all results) and publishes each result to the hub. Owns one
-/// thread, started by Start and joined by the destructor. The hub must
-/// outlive it.
+/// replica needs all results) and publishes each result to the hub, with how
+/// far each request partition is decided (the results' header, and the
+/// workers' committed offsets). Owns two threads, started by Start and
+/// joined by the destructor. The hub must outlive it.
 class ResultListener {
  public:
   ResultListener(ResultListenerConfig config, ResultHub* hub);
@@ -45,15 +55,18 @@ class ResultListener {
 
  private:
   void Run();
+  void ReadProgress();
   void Track(int32_t partition, int64_t offset);
 
   const ResultListenerConfig config_;
   ResultHub* hub_;
   std::unique_ptr<kafka::TopicReader> reader_;
+  std::unique_ptr<kafka::GroupOffsets> offsets_;  // null: no worker_group
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
   std::map<int32_t, int64_t> behind_;  // partition -> end offset; thread only
   std::thread thread_;
+  std::thread progress_thread_;
 };
 
 }  // namespace coupon::gateway

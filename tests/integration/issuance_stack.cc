@@ -151,6 +151,7 @@ int IssuanceStack::AddGateway(
   if (issuer == "kafka") {
     config.request_topic = TestKafka().request_topic;
     config.result_topic = TestKafka().result_topic;
+    config.worker_group = TestKafka().group;
   }
   if (adjust) adjust(config);
   auto server = gateway::GatewayServer::Start(config);

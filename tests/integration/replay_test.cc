@@ -44,8 +44,8 @@ class ReplayTest : public ::testing::Test {
   static void ProduceRaw(const std::string& topic, const std::string& key,
                          const std::string& payload) {
     std::promise<absl::Status> acked;
-    producer_->Publish(topic, key, payload,
-                       [&](absl::Status s) { acked.set_value(s); });
+    producer_->Publish(topic, key, payload, {},
+                       [&](absl::Status s, Placement) { acked.set_value(s); });
     absl::Status s = acked.get_future().get();
     ASSERT_TRUE(s.ok()) << s;
   }

@@ -15,15 +15,19 @@ class FakePublisher : public EventPublisher {
  public:
   struct Sent {
     std::string topic, key, payload;
+    Headers headers;
   };
 
+  // Acknowledged events get offsets 0, 1, 2, ... in partition 0.
   void Publish(const std::string& topic, std::string key, std::string payload,
-               DeliveryCallback done) override {
+               Headers headers, DeliveryCallback done) override {
+    int64_t offset;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      sent_.push_back({topic, std::move(key), std::move(payload)});
+      offset = static_cast<int64_t>(sent_.size());
+      sent_.push_back({topic, std::move(key), std::move(payload), std::move(headers)});
     }
-    done(next_status_);
+    done(next_status_, next_status_.ok() ? Placement{0, offset} : Placement{});
   }
   bool Available() const override { return available_; }
 

@@ -64,6 +64,16 @@ TEST_F(BatchProcessorTest, PublishesOneResultPerRequestKeyedByCoupon) {
   EXPECT_EQ(DecodeIssueResult(sent[1].payload)->outcome, Outcome::kSoldOut);
   EXPECT_EQ(stats_.decided, 2u);
   EXPECT_EQ(stats_.issued, 1u);
+  // Each result says how far its request partition is decided: the batch's
+  // last offset there (gateways count places in line from it).
+  for (const auto& s : sent) {
+    ASSERT_THAT(s.headers, SizeIs(1));
+    EXPECT_EQ(s.headers[0].first, kDecidedThroughHeader);
+    absl::StatusOr<DecidedThrough> through = DecodeDecidedThrough(s.headers[0].second);
+    ASSERT_TRUE(through.ok()) << through.status();
+    EXPECT_EQ(through->offset, 11);
+    EXPECT_EQ(through->partition, events[0].partition);
+  }
 }
 
 TEST_F(BatchProcessorTest, MalformedAndUnknownGoToTheDeadLetterTopic) {

@@ -114,5 +114,16 @@ TEST(EventCodec, MalformedEventsNameTheField) {
 
 TEST(EventCodec, KeyIsTheDecimalCouponId) { EXPECT_EQ(CouponKey(1234), "1234"); }
 
+TEST(EventCodec, DecidedThroughRoundTripsAndRefusesGarbage) {
+  absl::StatusOr<DecidedThrough> t =
+      DecodeDecidedThrough(EncodeDecidedThrough(DecidedThrough{7, 123456789012}));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->partition, 7);
+  EXPECT_EQ(t->offset, 123456789012);
+  for (const char* bad : {"", "7", "7:", ":5", "-1:5", "7:-5", "a:b", "7:5:1", "7 :5x"}) {
+    EXPECT_FALSE(DecodeDecidedThrough(bad).ok()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace coupon

@@ -24,7 +24,7 @@ using ::testing::HasSubstr;
 /// moment ago, or hangs.
 class SilentPublisher : public EventPublisher {
  public:
-  void Publish(const std::string&, std::string, std::string,
+  void Publish(const std::string&, std::string, std::string, Headers,
                DeliveryCallback done) override {
     std::lock_guard<std::mutex> lock(mu_);
     held_.push_back(std::move(done));
@@ -37,7 +37,7 @@ class SilentPublisher : public EventPublisher {
       std::lock_guard<std::mutex> lock(mu_);
       held.swap(held_);
     }
-    for (auto& done : held) done(status);
+    for (auto& done : held) done(status, status.ok() ? Placement{0, 0} : Placement{});
   }
 
  private:

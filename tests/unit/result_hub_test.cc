@@ -75,6 +75,36 @@ TEST(ResultCache, AQueuedRequestIsSettledByItsResult) {
   EXPECT_FALSE(cache.Find("q2").has_value());
 }
 
+TEST(ResultCache, AQueuedRequestKnowsItsPlaceOnceItsPartitionProgresses) {
+  ResultCache cache;
+  cache.Queued("q1", 1, "u", /*partition=*/3, /*offset=*/20);
+  cache.Queued("q2", 1, "v");  // where it is is not known
+  // No progress of partition 3 seen yet: queued, place unknown.
+  std::optional<IssueResult> q = cache.FindQueued("q1");
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->outcome, Outcome::kQueued);
+  EXPECT_EQ(q->user_id, "u");
+  EXPECT_FALSE(q->position.has_value());
+
+  cache.DecidedThrough(3, 14);
+  EXPECT_EQ(cache.FindQueued("q1")->position,
+            (QueuePosition{5, QueuePosition::Scope::kPartition}));
+  EXPECT_EQ(cache.LookUp("q1", 1, "u").result.position->requests_ahead, 5);
+  cache.DecidedThrough(3, 12);  // an older header (a replay): no step back
+  EXPECT_EQ(cache.FindQueued("q1")->position->requests_ahead, 5);
+  cache.DecidedThrough(4, 100);  // another partition
+  EXPECT_EQ(cache.FindQueued("q1")->position->requests_ahead, 5);
+  cache.DecidedThrough(3, 19);
+  EXPECT_EQ(cache.FindQueued("q1")->position->requests_ahead, 0);
+  cache.DecidedThrough(3, 25);  // decided; its result is on its way
+  EXPECT_EQ(cache.FindQueued("q1")->position->requests_ahead, 0);
+  EXPECT_FALSE(cache.FindQueued("q2")->position.has_value());
+
+  cache.Learn(Result("q1", 1, "u", Outcome::kIssued));
+  EXPECT_FALSE(cache.FindQueued("q1").has_value());
+  EXPECT_FALSE(cache.FindQueued("unknown").has_value());
+}
+
 TEST(ResultCache, AnotherRequestOfAHolderIsInferredAlreadyIssued) {
   ResultCache cache;
   cache.Learn(Result("r1", 1, "u", Outcome::kIssued));
