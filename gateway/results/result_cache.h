@@ -20,6 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/domain/domain.h"
 
 namespace coupon::gateway {
@@ -111,6 +112,7 @@ class ResultCache {
   struct Caller {
     int64_t coupon_id;
     std::string user_id;
+    absl::Time queued_at;  // for coupon_gateway_accept_to_result_seconds
   };
   struct Holding {
     std::string request_id;
