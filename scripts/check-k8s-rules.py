@@ -26,7 +26,7 @@ CRD_KINDS = {
     ("kafka.strimzi.io", "Kafka"), ("kafka.strimzi.io", "KafkaNodePool"),
     ("kafka.strimzi.io", "KafkaTopic"),
     ("postgresql.cnpg.io", "Cluster"), ("postgresql.cnpg.io", "Pooler"),
-    ("monitoring.coreos.com", "ServiceMonitor"),
+    ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PrometheusRule"),
     ("cert-manager.io", "Certificate"),
 }
 # Our binaries: the image name (before any registry, tag or digest) -> the source of its

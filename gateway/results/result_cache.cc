@@ -2,8 +2,26 @@
 
 #include <algorithm>
 
+#include "common/metrics/metrics.h"
+
 namespace coupon::gateway {
 namespace {
+
+// ACCEPTED to the result's arrival, for the requests this gateway queued.
+metrics::Histogram& AcceptToResult() {
+  static metrics::Histogram* const h = [] {
+    std::vector<double> buckets = metrics::LatencyBuckets();
+    buckets.insert(buckets.end(), {30, 60, 120, 300});  // a backlog's minutes
+    return &metrics::Registry::Default()
+                .AddHistogram("coupon_gateway_accept_to_result_seconds",
+                              "IssueCoupon requests this gateway queued: time "
+                              "from ACCEPTED (the broker's acknowledgement) to "
+                              "their result's arrival at this gateway.",
+                              {}, std::move(buckets))
+                .WithLabelValues();
+  }();
+  return *h;
+}
 
 // Bytes a string owns on the heap (none while it fits the small-string
 // buffer).
@@ -24,7 +42,9 @@ constexpr size_t DequeElement() {
 
 }  // namespace
 
-ResultCache::ResultCache(CacheLimits limits) : limits_(limits) {}
+ResultCache::ResultCache(CacheLimits limits) : limits_(limits) {
+  AcceptToResult();  // exported from the start, at 0
+}
 
 void ResultCache::EvictResultsLocked() {
   using Entry = std::pair<std::string, ResultKind>;
@@ -87,6 +107,7 @@ bool ResultCache::Learn(const IssueResult& r, Source source) {
   if (auto it = queued_.find(r.request_id);
       it != queued_.end() &&
       it->second.coupon_id == r.coupon_id && it->second.user_id == r.user_id) {
+    AcceptToResult().ObserveDuration(absl::Now() - it->second.queued_at);
     result_bytes_ -= Slot<std::string, Caller>() + Heap(it->first) +
                      Heap(it->second.user_id);
     queued_.erase(it);
@@ -132,7 +153,7 @@ void ResultCache::Queued(const std::string& request_id, int64_t coupon_id,
   absl::MutexLock lock(&mu_);
   if (results_.contains(request_id)) return;  // the result came first
   auto [it, added] = queued_.try_emplace(
-      request_id, Caller{coupon_id, user_id, partition, offset});
+      request_id, Caller{coupon_id, user_id, absl::Now(), partition, offset});
   if (!added) return;
   result_order_.emplace_back(request_id, ResultKind::kQueued);
   result_bytes_ += Slot<std::string, Caller>() + Heap(it->first) +

@@ -20,6 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/domain/domain.h"
 
 namespace coupon::gateway {
@@ -127,6 +128,7 @@ class ResultCache {
   struct Caller {
     int64_t coupon_id;
     std::string user_id;
+    absl::Time queued_at;  // for coupon_gateway_accept_to_result_seconds
     int32_t partition = -1;  // where the request's event is; -1: unknown
     int64_t offset = -1;
   };

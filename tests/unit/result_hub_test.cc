@@ -6,8 +6,10 @@
 #include <malloc.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/metrics/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/exposition.h"
 
 namespace coupon::gateway {
 namespace {
@@ -103,6 +105,30 @@ TEST(ResultCache, AQueuedRequestKnowsItsPlaceOnceItsPartitionProgresses) {
   cache.Learn(Result("q1", 1, "u", Outcome::kIssued));
   EXPECT_FALSE(cache.FindQueued("q1").has_value());
   EXPECT_FALSE(cache.FindQueued("unknown").has_value());
+}
+
+// coupon_gateway_accept_to_result_seconds: one observation per request this
+// gateway queued, when its result comes; none for replays, for results of
+// requests queued elsewhere, or for another caller's result under the id.
+TEST(ResultCache, TimesEachQueuedRequestUntilItsResult) {
+  auto observed = [] {
+    return ::coupon::testing::FindSample(
+        ::coupon::testing::ParseExposition(metrics::Registry::Default().Render()),
+        "coupon_gateway_accept_to_result_seconds_count");
+  };
+  ResultCache cache;
+  const std::optional<double> before = observed();
+  ASSERT_TRUE(before.has_value()) << "exported from the start";
+  cache.Queued("q1", 1, "u");
+  cache.Learn(Result("q1", 1, "u", Outcome::kIssued));
+  EXPECT_EQ(observed(), *before + 1);
+  cache.Learn(Result("q1", 1, "u", Outcome::kIssued));   // a replay
+  cache.Learn(Result("r2", 1, "v", Outcome::kSoldOut));  // not queued here
+  cache.Queued("q3", 1, "w");
+  cache.Learn(Result("q3", 1, "x", Outcome::kRequestIdReused));
+  EXPECT_EQ(observed(), *before + 1);
+  cache.Learn(Result("q3", 1, "w", Outcome::kSoldOut));
+  EXPECT_EQ(observed(), *before + 2);
 }
 
 TEST(ResultCache, AnotherRequestOfAHolderIsInferredAlreadyIssued) {
