@@ -42,6 +42,28 @@ int Millis(absl::Duration d) {
   return static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(d)));
 }
 
+// A consumer that never subscribes, so it never joins its group.id, and
+// never commits: `props` and then `extra` over these. `what` names it in
+// the error.
+absl::StatusOr<std::unique_ptr<RdKafka::KafkaConsumer>> UnsubscribedConsumer(
+    const std::string& brokers, const std::string& group,
+    std::map<std::string, std::string> props,
+    const std::map<std::string, std::string>& extra, const std::string& what) {
+  props["bootstrap.servers"] = brokers;
+  props["group.id"] = group;
+  props["enable.auto.commit"] = "false";
+  props["enable.auto.offset.store"] = "false";
+  props["socket.timeout.ms"] = kSocketTimeoutMs;
+  for (const auto& [k, v] : extra) props[k] = v;
+  auto conf = MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer) return absl::InvalidArgumentError(absl::StrCat(what, ": ", error));
+  return consumer;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<int32_t>> TopicPartitions(
@@ -304,26 +326,11 @@ TopicReader::TopicReader(std::string topic,
 absl::StatusOr<std::unique_ptr<GroupOffsets>> GroupOffsets::Create(
     const std::string& brokers, const std::string& group,
     const std::map<std::string, std::string>& extra) {
-  std::map<std::string, std::string> props = {
-      {"bootstrap.servers", brokers},
-      // The group whose offsets are read. This consumer never subscribes,
-      // so it never joins the group, and it never commits.
-      {"group.id", group},
-      {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},
-      {"socket.timeout.ms", kSocketTimeoutMs},
-  };
-  for (const auto& [k, v] : extra) props[k] = v;
-  auto conf = MakeConf(props);
-  if (!conf.ok()) return conf.status();
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
-      RdKafka::KafkaConsumer::create(conf->get(), error));
-  if (!consumer) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("kafka offsets reader of group ", group, ": ", error));
-  }
-  return std::unique_ptr<GroupOffsets>(new GroupOffsets(std::move(consumer)));
+  // The group whose offsets are read.
+  auto consumer = UnsubscribedConsumer(brokers, group, {}, extra,
+                                       absl::StrCat("kafka offsets reader of group ", group));
+  if (!consumer.ok()) return consumer.status();
+  return std::unique_ptr<GroupOffsets>(new GroupOffsets(std::move(*consumer)));
 }
 
 GroupOffsets::GroupOffsets(std::unique_ptr<RdKafka::KafkaConsumer> consumer)
@@ -367,29 +374,14 @@ absl::StatusOr<std::map<int32_t, int64_t>> GroupOffsets::NextToRead(
 absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Create(
     const std::string& brokers, const std::string& topic,
     const std::map<std::string, std::string>& extra) {
-  std::map<std::string, std::string> props = {
-      {"bootstrap.servers", brokers},
-      // Never joins or commits: partitions are assigned by hand. librdkafka
-      // wants a group id all the same.
-      {"group.id", absl::StrCat("coupon-reader-", topic)},
-      {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},
-      {"fetch.wait.max.ms", "10"},
-      {"enable.partition.eof", "false"},
-      {"socket.timeout.ms", kSocketTimeoutMs},
-  };
-  for (const auto& [k, v] : extra) props[k] = v;
-  auto conf = MakeConf(props);
-  if (!conf.ok()) return conf.status();
-  std::string error;
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
-      RdKafka::KafkaConsumer::create(conf->get(), error));
-  if (!consumer) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("kafka consumer of ", topic, ": ", error));
-  }
-  return std::unique_ptr<TopicReader>(
-      new TopicReader(topic, std::move(consumer)));
+  // Partitions are assigned by hand. librdkafka wants a group id all the
+  // same.
+  auto consumer = UnsubscribedConsumer(
+      brokers, absl::StrCat("coupon-reader-", topic),
+      {{"fetch.wait.max.ms", "10"}, {"enable.partition.eof", "false"}}, extra,
+      absl::StrCat("kafka consumer of ", topic));
+  if (!consumer.ok()) return consumer.status();
+  return std::unique_ptr<TopicReader>(new TopicReader(topic, std::move(*consumer)));
 }
 
 TopicReader::~TopicReader() { consumer_->close(); }
