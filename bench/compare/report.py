@@ -421,7 +421,7 @@ def main():
     # level down here.
     bench_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for part in ("storm/storm.md", "storm-hot/storm.md", "rebalance-pause/pause.md",
-                 "replication/replication.md"):
+                 "replication/replication.md", "ceilings/ceilings.md"):
         text = read_text(os.path.join(bench_dir, "results", part))
         if text:
             p(re.sub(r"^(#+) ", r"#\1 ", text, flags=re.M))
