@@ -119,11 +119,9 @@ void KafkaIssuer::Queue(IssueCommand cmd, absl::Time deadline, IssueDone done) {
                                            "; retry with the same request_id")));
                         }
                         pending->reply.outcome = Outcome::kAccepted;
-                        hub->cache().Queued(pending->reply.request_id,
-                                            pending->coupon_id, pending->user_id,
-                                            at.partition, at.offset);
-                        pending->reply.position =
-                            hub->cache().PositionAt(at.partition, at.offset);
+                        pending->reply.position = hub->cache().Queued(
+                            pending->reply.request_id, pending->coupon_id,
+                            pending->user_id, at.partition, at.offset);
                         VLOG(1) << "request " << pending->reply.request_id
                                 << " queued at partition " << at.partition
                                 << " offset " << at.offset;

@@ -147,20 +147,21 @@ bool ResultCache::Learn(const IssueResult& r, Source source) {
   return true;
 }
 
-void ResultCache::Queued(const std::string& request_id, int64_t coupon_id,
+std::optional<QueuePosition> ResultCache::Queued(const std::string& request_id, int64_t coupon_id,
                          const std::string& user_id, int32_t partition,
                          int64_t offset) {
   absl::MutexLock lock(&mu_);
-  if (results_.contains(request_id)) return;  // the result came first
+  if (results_.contains(request_id)) return std::nullopt;  // the result came first
   auto [it, added] = queued_.try_emplace(
       request_id, Caller{coupon_id, user_id, absl::Now(), partition, offset});
-  if (!added) return;
+  if (!added) return PositionLocked(it->second.partition, it->second.offset);
   result_order_.emplace_back(request_id, ResultKind::kQueued);
   result_bytes_ += Slot<std::string, Caller>() + Heap(it->first) +
                    Heap(it->second.user_id) +
                    DequeElement<std::pair<std::string, ResultKind>>() +
                    Heap(result_order_.back().first);
   EvictResultsLocked();
+  return PositionLocked(partition, offset);
 }
 
 void ResultCache::DecidedThrough(int32_t partition, int64_t offset) {
@@ -176,12 +177,6 @@ std::optional<QueuePosition> ResultCache::PositionLocked(int32_t partition,
   if (it == decided_through_.end()) return std::nullopt;
   return QueuePosition{std::max<int64_t>(0, offset - it->second - 1),
                        QueuePosition::Scope::kPartition};
-}
-
-std::optional<QueuePosition> ResultCache::PositionAt(int32_t partition,
-                                                     int64_t offset) const {
-  absl::ReaderMutexLock lock(&mu_);
-  return PositionLocked(partition, offset);
 }
 
 IssueResult ResultCache::QueuedResultLocked(const std::string& request_id,

@@ -71,10 +71,11 @@ class ResultCache {
   // This gateway queued (request id, coupon, user), as the event `at` of
   // the request topic (unknown: -1): a resend of the same request is
   // answered ACCEPTED without queueing it twice, and another caller's use of
-  // the id is refused, until the result comes.
-  void Queued(const std::string& request_id, int64_t coupon_id,
-              const std::string& user_id, int32_t partition = -1,
-              int64_t offset = -1);
+  // the id is refused, until the result comes. Returns its place in line,
+  // when known (one lock for both: this runs for every ACCEPTED call).
+  std::optional<QueuePosition> Queued(const std::string& request_id, int64_t coupon_id,
+                                      const std::string& user_id, int32_t partition = -1,
+                                      int64_t offset = -1);
 
   // Every event of the request topic's `partition` up to `offset` is
   // decided (the result events' header, common/wire/event_codec.h).
@@ -85,9 +86,6 @@ class ResultCache {
   // partition is decided.
   std::optional<IssueResult> FindQueued(const std::string& request_id) const;
 
-  // How many requests are ahead of the event `offset` of `partition`:
-  // nothing when no progress of that partition was seen.
-  std::optional<QueuePosition> PositionAt(int32_t partition, int64_t offset) const;
 
   // The coupon's stock was read as zero from the store.
   void SoldOut(int64_t coupon_id);

@@ -89,6 +89,9 @@ TEST(ResultCache, AQueuedRequestKnowsItsPlaceOnceItsPartitionProgresses) {
   EXPECT_FALSE(q->position.has_value());
 
   cache.DecidedThrough(3, 14);
+  // What a new queued request is told, under the same lock.
+  EXPECT_EQ(cache.Queued("q3", 1, "w", 3, 21),
+            (QueuePosition{6, QueuePosition::Scope::kPartition}));
   EXPECT_EQ(cache.FindQueued("q1")->position,
             (QueuePosition{5, QueuePosition::Scope::kPartition}));
   EXPECT_EQ(cache.LookUp("q1", 1, "u").result.position->requests_ahead, 5);
