@@ -232,7 +232,7 @@ absl::StatusOr<std::unique_ptr<KafkaGroupConsumer>> KafkaGroupConsumer::Create(
       {"session.timeout.ms", absl::StrCat(config.session_timeout_ms)},
       {"heartbeat.interval.ms",
        absl::StrCat(std::max(100, config.session_timeout_ms / 5))},
-      {"fetch.wait.max.ms", "10"},
+      {"fetch.wait.max.ms", kFetchWaitMaxMs},
       {"enable.partition.eof", "false"},
       // Read only what the producers committed to the log.
       {"isolation.level", "read_committed"},
@@ -378,7 +378,7 @@ absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Create(
   // same.
   auto consumer = UnsubscribedConsumer(
       brokers, absl::StrCat("coupon-reader-", topic),
-      {{"fetch.wait.max.ms", "10"}, {"enable.partition.eof", "false"}}, extra,
+      {{"fetch.wait.max.ms", kFetchWaitMaxMs}, {"enable.partition.eof", "false"}}, extra,
       absl::StrCat("kafka consumer of ", topic));
   if (!consumer.ok()) return consumer.status();
   return std::unique_ptr<TopicReader>(new TopicReader(topic, std::move(*consumer)));
