@@ -27,12 +27,14 @@ class PgIssuanceStore final : public IssuanceStore {
   absl::Status Connect();
 
  private:
-  // In the batch's transaction: locks its coupons and reads what the
-  // decision needs; then writes what it decided, filling in the new copies'
-  // user_coupon_id.
-  static absl::StatusOr<Snapshot> Load(pg::Connection& conn,
-                                       const std::vector<IssueRequest>& requests);
-  static absl::Status Store(pg::Connection& conn, BatchDecision& decision, UnixMicros now);
+  // One batch's transaction in two round trips (pipelines): BEGIN, the
+  // coupons locked and what the decision reads; then, decided, the writes
+  // and COMMIT. Fills in the new copies' user_coupon_id.
+  absl::StatusOr<BatchDecision> DecideOnce(const std::vector<IssueRequest>& requests,
+                                           UnixMicros now, const Decide& decide);
+  static std::vector<pg::Statement> Reads(const std::vector<IssueRequest>& requests);
+  static Snapshot FromReads(const std::vector<pg::Result>& rows);
+  static std::vector<pg::Statement> Writes(const BatchDecision& decision, UnixMicros now);
 
   const std::string dsn_;
   const absl::Duration connect_timeout_;

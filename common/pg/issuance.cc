@@ -58,4 +58,43 @@ absl::Status InsertResults(Connection& conn, const std::vector<IssueResult>& res
       .status();
 }
 
+Statement InsertCopiesAndResults(const std::vector<CopyToInsert>& copies,
+                                 const std::vector<IssueResult>& results,
+                                 UnixMicros issued_at) {
+  std::vector<int64_t> c;
+  std::vector<std::string> u, r;
+  for (const CopyToInsert& copy : copies) {
+    c.push_back(copy.coupon_id);
+    u.push_back(copy.user_id);
+    r.push_back(copy.request_id);
+  }
+  std::vector<std::string> rid, uid, outcome;
+  std::vector<int64_t> cid, remaining, at;
+  for (const IssueResult& res : results) {
+    rid.push_back(res.request_id);
+    cid.push_back(res.coupon_id);
+    uid.push_back(res.user_id);
+    outcome.emplace_back(OutcomeName(res.outcome));
+    remaining.push_back(res.remaining_quantity);
+    at.push_back(res.decided_at);
+  }
+  return {absl::StrCat(
+              "WITH copies AS (INSERT INTO user_coupons (coupon_id, user_id, request_id,"
+              " issued_at) SELECT c, u, r, ",
+              MicrosToTimestamp("$4::bigint"),
+              " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(c, u, r)"
+              " RETURNING request_id, user_coupon_id)"
+              " INSERT INTO issue_results (request_id, coupon_id, user_id, outcome,"
+              " user_coupon_id, remaining_quantity, decided_at)"
+              " SELECT x.r, x.c, x.u, x.o, copies.user_coupon_id, x.rem, ",
+              MicrosToTimestamp("x.at"),
+              " FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[],"
+              " $9::bigint[], $10::bigint[]) AS x(r, c, u, o, rem, at)"
+              " LEFT JOIN copies ON copies.request_id = x.r"
+              " RETURNING request_id, user_coupon_id"),
+          {Int64Array(c), TextArray(u), TextArray(r), absl::StrCat(issued_at),
+           TextArray(rid), Int64Array(cid), TextArray(uid), TextArray(outcome),
+           Int64Array(remaining), Int64Array(at)}};
+}
+
 }  // namespace coupon::pg

@@ -34,4 +34,15 @@ absl::StatusOr<absl::flat_hash_map<std::string, int64_t>> InsertCopies(
 // (ALREADY_EXISTS).
 absl::Status InsertResults(Connection& conn, const std::vector<IssueResult>& results);
 
+// The worker's writes in one statement: the copies into user_coupons,
+// issued at `issued_at`, and the results into issue_results, an ISSUED one
+// with its copy's new user_coupon_id (matched by request id; every ISSUED
+// result needs its copy among `copies`, or the schema refuses the row). It
+// returns (request_id, user_coupon_id) per result, NULL for one without a
+// copy. Fails as the two statements above do (ALREADY_EXISTS for a second
+// copy of a user, or a request id stored already).
+Statement InsertCopiesAndResults(const std::vector<CopyToInsert>& copies,
+                                 const std::vector<IssueResult>& results,
+                                 UnixMicros issued_at);
+
 }  // namespace coupon::pg

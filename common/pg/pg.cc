@@ -232,6 +232,68 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
                                       values.data(), nullptr, nullptr, 0));
 }
 
+absl::StatusOr<std::vector<Result>> Connection::Pipeline(
+    const std::vector<Statement>& statements) {
+  if (PQenterPipelineMode(conn_) != 1) {
+    return absl::UnavailableError(
+        absl::StrCat("postgres: pipeline mode: ", PQerrorMessage(conn_)));
+  }
+  absl::Status failed;
+  size_t sent = 0;
+  for (const Statement& st : statements) {
+    std::vector<const char*> values = Values(st.params);
+    if (PQsendQueryParams(conn_, st.sql.c_str(), static_cast<int>(st.params.size()),
+                          nullptr, values.data(), nullptr, nullptr, 0) != 1) {
+      failed = absl::UnavailableError(
+          absl::StrCat("postgres: sending a statement: ", PQerrorMessage(conn_)));
+      break;
+    }
+    ++sent;
+  }
+  // The sync ends the pipeline on the server: what was sent runs even when
+  // a later send failed, and its results are read below.
+  if (PQpipelineSync(conn_) != 1 && failed.ok()) {
+    failed = absl::UnavailableError(
+        absl::StrCat("postgres: sending the pipeline: ", PQerrorMessage(conn_)));
+  }
+  std::vector<Result> results;
+  results.reserve(sent);
+  for (size_t i = 0; i < sent; ++i) {
+    // Each statement's result, then a null that ends it. Once one failed,
+    // the rest come back PGRES_PIPELINE_ABORTED.
+    PGresult* res = PQgetResult(conn_);
+    if (res == nullptr) {
+      if (failed.ok()) failed = ToStatus(conn_, nullptr);
+      break;
+    }
+    const ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      results.emplace_back(res);
+    } else {
+      if (failed.ok() && st != PGRES_PIPELINE_ABORTED) failed = ToStatus(conn_, res);
+      PQclear(res);
+    }
+    while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+  }
+  // The sync's own result, unless the connection is gone.
+  if (healthy()) {
+    while (PGresult* res = PQgetResult(conn_)) {
+      const bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+      PQclear(res);
+      if (sync) break;
+    }
+  }
+  if (PQexitPipelineMode(conn_) != 1 && failed.ok()) {
+    failed = absl::UnavailableError(
+        absl::StrCat("postgres: leaving pipeline mode: ", PQerrorMessage(conn_)));
+  }
+  if (!failed.ok()) return failed;
+  if (results.size() != statements.size()) {
+    return absl::UnavailableError("postgres: a pipeline ended early");
+  }
+  return results;
+}
+
 Pool::Pool(std::string dsn, int max_size, absl::Duration connect_timeout,
            SessionSettings settings)
     : BoundedPool<Connection>(

@@ -64,6 +64,12 @@ class Result {
   pg_result* res_ = nullptr;
 };
 
+/// A statement and its parameters, for Connection::Pipeline.
+struct Statement {
+  std::string sql;
+  std::vector<Param> params;
+};
+
 /// One connection. Not thread-safe: one user at a time (the Pool hands it
 /// out); destroyed by its owner, which closes the socket.
 class Connection {
@@ -82,6 +88,14 @@ class Connection {
   absl::Status Prepare(const std::string& name, absl::string_view sql);
   absl::StatusOr<Result> ExecPrepared(const std::string& name,
                                       const std::vector<Param>& params);
+  // Sends every statement at once and waits once (libpq's pipeline mode):
+  // one round trip for all of them, each run in order as if sent alone.
+  // Returns their results in order, or the first failure's status; the
+  // statements after a failed one are not run. Inside a transaction (a
+  // "BEGIN" among them) a failure leaves it aborted: roll it back. Without
+  // one, the statements are one implicit transaction: a failure undoes them
+  // all.
+  absl::StatusOr<std::vector<Result>> Pipeline(const std::vector<Statement>& statements);
   // Whether libpq still considers the connection good.
   bool healthy() const;
   // Whether it can be lent out again: healthy, and the server has not closed
