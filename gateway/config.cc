@@ -119,6 +119,12 @@ const service::Schema<GatewayConfig>& GatewaySchema() {
                   "deadline; then it answers ACCEPTED with the position.",
                   &C::max_result_wait, Positive()),
               Setting<C, absl::Duration>(
+                  "answer_batch_wait",
+                  "How long an answer the gateway stores itself waits for "
+                  "others to share its commit (0: none).",
+                  &C::answer_batch_wait,
+                  service::InRange(absl::ZeroDuration(), absl::Milliseconds(100))),
+              Setting<C, absl::Duration>(
                   "position_interval",
                   "Watches that ask for positions get at most one QUEUED "
                   "update per request this often, when the place changed.",

@@ -44,6 +44,7 @@ struct GatewayConfig {
   // IssueCoupon with wait_for_result waits at most this long for the final
   // result when the caller sets no deadline.
   absl::Duration max_result_wait = absl::Seconds(10);
+  absl::Duration answer_batch_wait = absl::Milliseconds(2);
   // Watches that ask for positions get at most one per request this often.
   absl::Duration position_interval = absl::Seconds(1);
   int kafka_message_timeout_ms = 10000;

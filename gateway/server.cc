@@ -145,6 +145,7 @@ absl::Status StartKafkaMode(const GatewayConfig& config, const std::string& gate
   // recorder's queue instead, and the worker decides meanwhile.
   recorder_config.session.statement_timeout = absl::ZeroDuration();
   recorder_config.connect_timeout = config.pg_timeout;
+  recorder_config.batch_wait = config.answer_batch_wait;
   p.recorder = std::make_unique<AnswerRecorder>(recorder_config);
   p.issuer = std::make_unique<KafkaIssuer>(p.producer.get(), p.recorder.get(), p.hub.get(),
                                            config.request_topic, gateway_id);

@@ -92,7 +92,12 @@ void AnswerRecorder::Record(IssueResult proposed, Done done) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_ && waiting_.size() < config_.max_waiting) {
       waiting_.push_back(Item{std::move(proposed), std::move(done)});
-      if (waiting_.size() == 1) cv_.notify_one();
+      if (waiting_.size() == 1) {
+        first_since_ = absl::Now();
+        cv_.notify_one();
+      } else if (waiting_.size() == config_.max_batch) {
+        cv_.notify_one();
+      }
       return;
     }
   }
@@ -108,6 +113,13 @@ void AnswerRecorder::Run() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
+      // Company for the first answer's commit: at a thousand answers a
+      // second, alone each would pay a commit of its own.
+      if (config_.batch_wait > absl::ZeroDuration()) {
+        cv_.wait_until(lock, absl::ToChronoTime(first_since_ + config_.batch_wait), [&] {
+          return stopping_ || waiting_.size() >= config_.max_batch;
+        });
+      }
       while (!waiting_.empty() && batch.size() < config_.max_batch) {
         batch.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
@@ -116,6 +128,8 @@ void AnswerRecorder::Run() {
         for (Item& item : waiting_) batch.push_back(std::move(item));
         waiting_.clear();
       }
+      // What is left waited through this round: its time is up.
+      if (!waiting_.empty()) first_since_ = absl::InfinitePast();
     }
     if (batch.empty()) return;  // stopping, nothing left
     bool stopping;
