@@ -5,6 +5,7 @@
 #include <csignal>
 #include <thread>
 
+#include "common/service/process.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
 #include "glog/logging.h"
@@ -20,8 +21,7 @@ int main(int argc, char** argv) {
   const coupon::gateway::GatewayConfig config = coupon::service::ParseOrExit(
       coupon::gateway::GatewaySchema(), argc, argv,
       "coupon-gateway: accepts IssueCoupon and streams results.");
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  coupon::service::InitProcess(argv[0]);
 
   // Before Start: a SIGTERM while starting up still ends in a clean shutdown.
   std::signal(SIGTERM, OnSignal);

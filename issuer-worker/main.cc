@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 
+#include "common/service/process.h"
 #include "glog/logging.h"
 #include "issuer-worker/config.h"
 #include "issuer-worker/worker.h"
@@ -18,8 +19,7 @@ int main(int argc, char** argv) {
   const coupon::worker::WorkerConfig config = coupon::service::ParseOrExit(
       coupon::worker::WorkerSchema(), argc, argv,
       "coupon-issuer-worker: decides coupon issuance from the request topic.");
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  coupon::service::InitProcess(argv[0]);
 
   // Before Create: a SIGTERM while starting up then stops the worker cleanly
   // too (Run returns at once and leaves the group).

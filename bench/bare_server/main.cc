@@ -21,6 +21,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/service/flags_env.h"
+#include "common/service/process.h"
 #include "coupon/v1/coupon_service.grpc.pb.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -214,8 +215,7 @@ int main(int argc, char** argv) {
       "bare-grpc-server: CouponService that does nothing, the ceiling of a "
       "gateway. Every flag can also be set by the environment variable of "
       "its name in upper case.");
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  coupon::service::InitProcess(argv[0]);
 
   const std::string api = absl::GetFlag(FLAGS_api);
   if (api != "callback" && api != "async") {

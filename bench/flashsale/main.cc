@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "bench/flashsale/flashsale.h"
 #include "common/service/flags_env.h"
+#include "common/service/process.h"
 #include "glog/logging.h"
 
 namespace {
@@ -90,8 +91,7 @@ int main(int argc, char** argv) {
       "flash-sale load generator and invariant check for "
       "CouponService. Every flag can also be set by the environment "
       "variable of its name in upper case.");
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  coupon::service::InitProcess(argv[0]);
 
   coupon::bench::FlashSaleConfig config;
   config.target = absl::GetFlag(FLAGS_target);

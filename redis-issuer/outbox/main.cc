@@ -7,6 +7,7 @@
 #include <atomic>
 #include <csignal>
 
+#include "common/service/process.h"
 #include "glog/logging.h"
 #include "redis-issuer/outbox/outbox_scheduler.h"
 
@@ -22,8 +23,7 @@ int main(int argc, char** argv) {
       "the "
       "coupons' PostgreSQL stock, and writes those it reserved but no gateway "
       "wrote.");
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  coupon::service::InitProcess(argv[0]);
 
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
