@@ -205,7 +205,7 @@ void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
     return Issue(std::move(cmd), coupon, deadline, std::move(done));
   }
   hub_->Remember(record.result);
-  done(IssueReply{cmd.request_id, record.result.outcome, 0});
+  done(IssueReply{cmd.request_id, record.result.outcome, 0, std::nullopt});
 }
 
 absl::StatusOr<std::vector<IssueResult>> RedisIssuer::FindRecords(
