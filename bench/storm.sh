@@ -6,15 +6,22 @@
 # first, unmeasured; then 100,000 other users call). The builds take turns,
 # round after round, so a drift of the machine hits them alike.
 # --workload=hot puts two builds' hot sale side by side the same way (is a
-# refactoring free?).
+# refactoring free?); --rate=N runs open loop at N calls/s instead of 512 in
+# flight (ordinary load: what a call costs when nothing batches itself);
+# --issuer=redis runs the design's existing system instead (the gateway
+# decides in Redis; the outbox scheduler in place of the worker).
 #
-# Usage: bench/storm.sh [--rounds=N] [--requests=N] [--workload=W] NAME=BUILD_DIR [NAME=BUILD_DIR ...]
+# Usage: bench/storm.sh [--rounds=N] [--requests=N] [--workload=W] [--rate=N] [--issuer=redis] NAME=BUILD_DIR [NAME=BUILD_DIR ...]
 #   BUILD_DIR: a build tree (or a copy of its binaries) holding
 #              gateway/coupon-gateway and issuer-worker/coupon-issuer-worker.
 #   --rounds   turns per build (default 3); the table gives each build's median.
 #   --requests measured calls per run (default the workload's 100,000).
 #   --workload a flashsale workload (default soldout); results of another
 #              workload go to bench/results/storm-W/.
+#   --rate     open loop at this many calls/s (default: closed loop, 512 in
+#              flight); results go to bench/results/storm-W-N/.
+#   --issuer   kafka (default) or redis; redis results go to
+#              bench/results/storm-redis-W[-N]/.
 # Needs the local stack (scripts/stack start) and this tree's flashsale
 # (scripts/build). Stops and starts the services of this stack's LOCAL_DIR,
 # and leaves them stopped. Raw reports go to bench/results/storm/, the table
@@ -27,12 +34,16 @@ source "$here/../scripts/lib.sh"
 ROUNDS=3
 REQUESTS=""
 WORKLOAD=soldout
+RATE=""
+ISSUER=kafka
 BUILDS=()
 for arg in "$@"; do
   case "$arg" in
     --rounds=*) ROUNDS="${arg#*=}" ;;
     --requests=*) REQUESTS="${arg#*=}" ;;
     --workload=*) WORKLOAD="${arg#*=}" ;;
+    --rate=*) RATE="${arg#*=}" ;;
+    --issuer=*) ISSUER="${arg#*=}" ;;
     -h | --help)
       sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
       exit 0
@@ -52,8 +63,11 @@ for b in "${BUILDS[@]}"; do
   done
 done
 
+[[ "$ISSUER" == kafka || "$ISSUER" == redis ]] || die "--issuer: kafka or redis, got '$ISSUER'"
 OUT="$REPO_ROOT/bench/results/storm"
-[[ "$WORKLOAD" == soldout ]] || OUT+="-$WORKLOAD"
+[[ "$ISSUER" == kafka ]] || OUT+="-$ISSUER"
+[[ "$WORKLOAD" == soldout && -z "$RATE" && "$ISSUER" == kafka ]] || OUT+="-$WORKLOAD"
+[[ -z "$RATE" ]] || OUT+="-$RATE"
 mkdir -p "$OUT"
 for b in "${BUILDS[@]}"; do rm -f -- "$OUT/${b%%=*}"-*.json "$OUT/${b%%=*}"-*.txt; done
 uptime_before="$(uptime)"
@@ -62,20 +76,26 @@ log "uptime before: $uptime_before"
 for ((round = 1; round <= ROUNDS; round++)); do
   for b in "${BUILDS[@]}"; do
     name="${b%%=*}" dir="${b#*=}"
-    BUILD_DIR="$dir" WORKERS=1 "$REPO_ROOT/scripts/services" start >/dev/null
-    kafka_pid="$(read_pid "$RUN_DIR/kafka.pid")"
+    ISSUER="$ISSUER" BUILD_DIR="$dir" WORKERS=1 "$REPO_ROOT/scripts/services" start >/dev/null
     pg_pid="$(head -1 "$DATA_DIR/pg/postmaster.pid")"
     args=(--workload "$WORKLOAD" --progress=false --target "127.0.0.1:$GATEWAY_PORT"
-          --pid_files "gateway=$RUN_DIR/gateway.pid,worker=$RUN_DIR/worker-1.pid"
-          --pids "kafka=$kafka_pid,postgres=$pg_pid"
-          --json_out "$OUT/$name-$round.json")
+          --issuer "$ISSUER" --json_out "$OUT/$name-$round.json")
+    if [[ "$ISSUER" == kafka ]]; then
+      args+=(--pid_files "gateway=$RUN_DIR/gateway.pid,worker=$RUN_DIR/worker-1.pid"
+             --pids "kafka=$(read_pid "$RUN_DIR/kafka.pid"),postgres=$pg_pid")
+    else
+      args+=(--pid_files "gateway=$RUN_DIR/gateway.pid,outbox=$RUN_DIR/outbox.pid"
+             --pids "redis=$(read_pid "$RUN_DIR/redis.pid"),postgres=$pg_pid"
+             --redis_addr "$REDIS_ADDR")
+    fi
     [[ -n "$REQUESTS" ]] && args+=(--requests "$REQUESTS")
+    [[ -n "$RATE" ]] && args+=(--rate "$RATE")
     "$FLASHSALE" "${args[@]}" >"$OUT/$name-$round.txt" 2>&1 ||
       die "$name round $round: flashsale failed (see $OUT/$name-$round.txt)"
     [[ "$(jq -r .invariants_ok "$OUT/$name-$round.json")" == true ]] ||
       die "$name round $round broke an invariant (see $OUT/$name-$round.txt)"
     log "$name round $round: $(jq -r '[.cpu[] | "\(.name) \(.seconds * 1000 / '"$(jq .requests "$OUT/$name-$round.json")"' | . * 10000 | round / 10000)"] | join(", ")' "$OUT/$name-$round.json")"
-    BUILD_DIR="$dir" "$REPO_ROOT/scripts/services" stop >/dev/null
+    ISSUER="$ISSUER" BUILD_DIR="$dir" "$REPO_ROOT/scripts/services" stop >/dev/null
   done
 done
 uptime_after="$(uptime)"
@@ -98,18 +118,41 @@ table() {
       "$OUT/$name"-*.json
   done
 }
+# The median of each build's rounds: the latencies, in ms.
+latencies() {
+  printf '| build | IssueCoupon p50 | IssueCoupon p99 | accept -> result p50 | accept -> result p99 |\n'
+  printf '|---|---|---|---|---|\n'
+  for b in "${BUILDS[@]}"; do
+    name="${b%%=*}"
+    jq -s -r --arg name "$name" '
+      def med(f): [ .[] | f // 0 ] | sort | .[(length / 2 | floor)] | . * 10 | round / 10;
+      def e2e(f): if ([ .[] | .end_to_end_latency.count // 0 ] | max) == 0 then "–"
+                  else med(f) end;
+      "| \($name) | \(med(.issue_latency.p50_ms)) | \(med(.issue_latency.p99_ms)) | \(e2e(.end_to_end_latency.p50_ms)) | \(e2e(.end_to_end_latency.p99_ms)) |"' \
+      "$OUT/$name"-*.json
+  done
+}
 {
-  if [[ "$WORKLOAD" == soldout ]]; then
+  if [[ "$ISSUER" == redis ]]; then
+    printf '# Builds side by side: the Redis issuer, the %s workload%s\n\n' "$WORKLOAD" \
+      "${RATE:+ at $RATE calls/s}"
+  elif [[ -n "$RATE" ]]; then
+    printf '# Builds side by side: the %s workload at %s calls/s\n\n' "$WORKLOAD" "$RATE"
+  elif [[ "$WORKLOAD" == soldout ]]; then
     printf '# What the sold-out storm costs\n\n'
   else
     printf '# Builds side by side: the %s workload\n\n' "$WORKLOAD"
   fi
-  printf 'Measured by `bench/storm.sh --rounds=%s --workload=%s %s` at %s (commit %s).\n\n' \
-    "$ROUNDS" "$WORKLOAD" "${BUILDS[*]}" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-    "$(git -C "$REPO_ROOT" rev-parse --short HEAD)"
+  printf 'Measured by `bench/storm.sh --rounds=%s --workload=%s%s%s %s` at %s (commit %s).\n\n' \
+    "$ROUNDS" "$WORKLOAD" "${RATE:+ --rate=$RATE}" "$([[ "$ISSUER" == redis ]] && echo " --issuer=redis")" "${BUILDS[*]}" \
+    "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(git -C "$REPO_ROOT" rev-parse --short HEAD)"
   printf '```\nuptime before: %s\nuptime after:  %s\n```\n\n' "$uptime_before" "$uptime_after"
   printf 'CPU seconds per 1,000 calls, the median of the rounds:\n\n'
   table
+  printf '\nLatency in ms, the median of the rounds (accept -> result: from the\n'
+  printf 'ACCEPTED answer to the result on the coupon'"'"'s stream; – when no call\n'
+  printf 'was ACCEPTED):\n\n'
+  latencies
 } >"$OUT/storm.md"
 echo
 cat "$OUT/storm.md"

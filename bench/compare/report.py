@@ -420,7 +420,8 @@ def main():
     # The one-question benches keep their own tables; each heading goes one
     # level down here.
     bench_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for part in ("storm/storm.md", "storm-hot/storm.md", "rebalance-pause/pause.md",
+    for part in ("storm/storm.md", "storm-hot/storm.md", "storm-spread-2000/storm.md",
+                 "storm-redis-hot/storm.md", "rebalance-pause/pause.md",
                  "replication/replication.md", "ceilings/ceilings.md"):
         text = read_text(os.path.join(bench_dir, "results", part))
         if text:
