@@ -11,12 +11,11 @@
 #include "glog/logging.h"
 
 namespace coupon::worker {
-namespace {
 
 /// Counts delivery callbacks of one batch. Callbacks run on the producer's
 /// thread; Wait runs on the worker's. Each callback holds a reference, so a
 /// late one after a timed-out Wait still has something to call.
-class Acks : public std::enable_shared_from_this<Acks> {
+class BatchProcessor::Acks : public std::enable_shared_from_this<Acks> {
  public:
   EventPublisher::DeliveryCallback Expect() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -50,8 +49,6 @@ class Acks : public std::enable_shared_from_this<Acks> {
   absl::Status first_error_;
 };
 
-}  // namespace
-
 BatchProcessor::BatchProcessor(IssuanceStore* store, EventPublisher* publisher,
                                TopicNames topics, Clock clock)
     : store_(store),
@@ -62,6 +59,20 @@ BatchProcessor::BatchProcessor(IssuanceStore* store, EventPublisher* publisher,
 absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
                                      absl::Duration publish_timeout,
                                      BatchStats* stats) {
+  absl::StatusOr<Submitted> submitted = Submit(events, publish_timeout, stats);
+  if (!submitted.ok()) return submitted.status();
+  return Wait(*submitted, stats);
+}
+
+absl::Status BatchProcessor::Wait(const Submitted& submitted, BatchStats* stats) {
+  absl::Status acked = submitted.acks->Wait(submitted.deadline + absl::Seconds(1));
+  stats->publish_time = absl::Now() - submitted.publish_start;
+  return acked;
+}
+
+absl::StatusOr<BatchProcessor::Submitted> BatchProcessor::Submit(
+    const std::vector<RawEvent>& events, absl::Duration publish_timeout,
+    BatchStats* stats) {
   *stats = BatchStats{};
   stats->events = events.size();
   const UnixMicros now = absl::ToUnixMicros(clock_());
@@ -142,9 +153,7 @@ absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
   stats->republished =
       decision.results.size() - decision.fresh.size() - decision.reused;
   stats->dead_letters = dead.size();
-  absl::Status acked = acks->Wait(deadline + absl::Seconds(1));
-  stats->publish_time = absl::Now() - publish_start;
-  return acked;
+  return Submitted{std::move(acks), deadline, publish_start};
 }
 
 }  // namespace coupon::worker

@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/domain/event_publisher.h"
 #include "issuer-worker/issuance_store.h"
@@ -53,11 +55,28 @@ class BatchProcessor {
   BatchProcessor(IssuanceStore* store, EventPublisher* publisher,
                  TopicNames topics, Clock clock = absl::Now);
 
+  class Acks;
+  /// A batch decided, stored and published, whose acknowledgements may be
+  /// on their way still.
+  struct Submitted {
+    std::shared_ptr<Acks> acks;
+    absl::Time deadline;
+    absl::Time publish_start;
+  };
+
   // OK: every event is decided and stored, and its result (or dead letter)
   // is acknowledged by the broker. Otherwise nothing is lost: processing the
   // same events again republishes the stored results and decides the rest.
+  // Submit, then Wait.
   absl::Status Process(const std::vector<RawEvent>& events,
                        absl::Duration publish_timeout, BatchStats* stats);
+  // Decides and stores the batch, and sends its results and dead letters
+  // without waiting for the broker. An error: nothing was sent.
+  absl::StatusOr<Submitted> Submit(const std::vector<RawEvent>& events,
+                                   absl::Duration publish_timeout, BatchStats* stats);
+  // Waits for what Submit sent to be acknowledged, at most until its
+  // deadline; fills stats->publish_time. OK as Process's.
+  absl::Status Wait(const Submitted& submitted, BatchStats* stats);
 
  private:
   IssuanceStore* store_;

@@ -1,10 +1,12 @@
 #include "issuer-worker/consume_loop.h"
 
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/domain/status_macros.h"
 #include "common/metrics/metrics.h"
 #include "glog/logging.h"
 #include "issuer-worker/worker_metrics.h"
@@ -19,64 +21,114 @@ struct ConsumeLoop::Batch {
       ranges;  // partition -> [first, last]
 };
 
+// A batch decided, stored and published, its acknowledgements on their way.
+struct ConsumeLoop::InFlight {
+  Batch batch;
+  BatchStats stats;
+  BatchProcessor::Submitted submitted;
+  absl::Time start;
+};
+
 absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
   absl::Duration backoff = absl::Milliseconds(100);
+  // The batch before, while its results are on their way to the broker: the
+  // next batch is collected and decided meanwhile, and the one before is
+  // committed once both its transaction and its acknowledgements are done.
+  // The transactions stay in order, one at a time; a failure of either
+  // gives back both (a replay republishes what was stored).
+  std::optional<InFlight> pending;
   while (!stop.load()) {
-    Batch batch = Collect(stop);
-    if (batch.events.empty()) continue;
+    Batch batch = Collect(stop, pending ? absl::ZeroDuration() : absl::Milliseconds(100));
+    if (batch.events.empty()) {
+      if (pending) {
+        absl::Status settled = Settle(*pending);
+        if (!settled.ok()) {
+          if (absl::Status back = Retry({&pending->batch}, settled, backoff); !back.ok()) {
+            return back;
+          }
+        } else {
+          backoff = absl::Milliseconds(100);
+        }
+        pending.reset();
+      }
+      continue;
+    }
 
-    BatchStats stats;
-    const absl::Time batch_start = absl::Now();
-    absl::Status done =
-        processor_->Process(batch.events, config_.publish_timeout, &stats);
+    InFlight next{std::move(batch), BatchStats{}, {}, absl::Now()};
+    absl::StatusOr<BatchProcessor::Submitted> submitted =
+        processor_->Submit(next.batch.events, config_.publish_timeout, &next.stats);
     counters_.batches++;
     // Stored decisions count even when the batch is retried: the retry
     // republishes them rather than deciding them again.
     WorkerMetrics& m = metrics::Instance<WorkerMetrics>();
-    for (const auto& [outcome, n] : stats.decided_by_outcome) {
+    for (const auto& [outcome, n] : next.stats.decided_by_outcome) {
       m.decisions.WithLabelValues({std::string(OutcomeName(outcome))}).Inc(n);
     }
-    if (done.ok()) {
-      Commit(batch, stats, batch_start);
+    const absl::Status before = pending ? Settle(*pending) : absl::OkStatus();
+    if (before.ok() && submitted.ok()) {
+      next.submitted = std::move(*submitted);
+      pending = std::move(next);
       backoff = absl::Milliseconds(100);
       continue;
     }
-    // Give the batch back to the log and try again after a pause: the
-    // database or broker may be restarting. Nothing was committed.
-    counters_.retries++;
-    m.retries.Inc();
-    LOG(WARNING) << "worker: batch of " << batch.events.size()
-                 << " events from " << batch.ranges.size()
-                 << " partitions not done, retrying in " << backoff << ": "
-                 << done;
-    if (absl::Status back = GiveBack(batch); !back.ok()) {
-      LOG(ERROR) << "worker: stopping: " << back;
-      consumer_->Close();
-      return back;
-    }
-    absl::SleepFor(backoff);
-    backoff = std::min(backoff * 2, absl::Seconds(5));
+    // This batch first, then the one before: where both hold a partition,
+    // the earlier offset is the one that stands.
+    std::vector<const Batch*> back = {&next.batch};
+    if (!before.ok()) back.push_back(&pending->batch);
+    absl::Status retried = Retry(back, before.ok() ? submitted.status() : before, backoff);
+    pending.reset();
+    if (!retried.ok()) return retried;
   }
   // The batch in hand is committed (or given back) by now. Closing leaves
   // the group, so the others take the partitions at once instead of after
   // the session timeout.
+  if (pending) (void)Settle(*pending);
   consumer_->Close();
   return absl::OkStatus();
 }
 
-ConsumeLoop::Batch ConsumeLoop::Collect(const std::atomic<bool>& stop) {
+absl::Status ConsumeLoop::Settle(InFlight& done) {
+  RETURN_IF_ERROR(processor_->Wait(done.submitted, &done.stats));
+  Commit(done.batch, done.stats, done.start);
+  return absl::OkStatus();
+}
+
+absl::Status ConsumeLoop::Retry(const std::vector<const Batch*>& batches,
+                                const absl::Status& why, absl::Duration& backoff) {
+  // Give the batches back to the log and try again after a pause: the
+  // database or broker may be restarting. Nothing of them was committed.
+  counters_.retries++;
+  metrics::Instance<WorkerMetrics>().retries.Inc();
+  size_t events = 0;
+  for (const Batch* b : batches) events += b->events.size();
+  LOG(WARNING) << "worker: " << events << " events of " << batches.size()
+               << " batch(es) not done, retrying in " << backoff << ": " << why;
+  for (const Batch* b : batches) {
+    if (absl::Status back = GiveBack(*b); !back.ok()) {
+      LOG(ERROR) << "worker: stopping: " << back;
+      consumer_->Close();
+      return back;
+    }
+  }
+  absl::SleepFor(backoff);
+  backoff = std::min(backoff * 2, absl::Seconds(5));
+  return absl::OkStatus();
+}
+
+ConsumeLoop::Batch ConsumeLoop::Collect(const std::atomic<bool>& stop,
+                                        absl::Duration first_wait) {
   // Whatever arrives within batch_wait of the first event, up to
-  // max_batch, per partition in offset order.
+  // max_batch, per partition in offset order; nothing if no first event
+  // comes within first_wait (zero: one look).
   std::map<int32_t, std::vector<RawEvent>> by_partition;
   int total = 0;
   absl::Time until = absl::InfiniteFuture();
   while (total < config_.max_batch) {
     const absl::Duration wait =
-        total == 0 ? absl::Milliseconds(100)
-                   : std::max(until - absl::Now(), absl::ZeroDuration());
+        total == 0 ? first_wait : std::max(until - absl::Now(), absl::ZeroDuration());
     std::optional<kafka::Record> r = consumer_->Poll(wait);
     if (!r) {
-      if (total > 0 || stop.load()) break;
+      if (total > 0 || stop.load() || first_wait == absl::ZeroDuration()) break;
       continue;
     }
     if (total == 0) until = absl::Now() + config_.batch_wait;
@@ -104,11 +156,15 @@ ConsumeLoop::Batch ConsumeLoop::Collect(const std::atomic<bool>& stop) {
 
 void ConsumeLoop::Commit(const Batch& batch, const BatchStats& stats,
                          absl::Time batch_start) {
+  // Only what this member still owns: a partition taken away while the
+  // batch's acknowledgements were awaited is its new owner's to commit.
   std::map<int32_t, int64_t> next;
-  for (const auto& [partition, range] : batch.ranges)
-    next[partition] = range.second + 1;
+  for (const auto& [partition, range] : batch.ranges) {
+    if (consumer_->Owns(partition)) next[partition] = range.second + 1;
+  }
   const absl::Time commit_start = absl::Now();
-  if (absl::Status committed = consumer_->Commit(next); !committed.ok()) {
+  if (absl::Status committed = next.empty() ? absl::OkStatus() : consumer_->Commit(next);
+      !committed.ok()) {
     // Decided and published already; a new owner replays the events and
     // republishes the stored results.
     LOG(WARNING) << "worker: " << committed;

@@ -2,11 +2,13 @@
 
 // The worker's loop over its consumer group: collect a batch, decide it
 // (BatchProcessor), commit its offsets; on failure give it back to the log
-// and try again. No librdkafka here: it runs on a kafka::GroupConsumer, so
+// and try again. The next batch is collected and decided while the one
+// before waits for its results' acknowledgements. No librdkafka here: it runs on a kafka::GroupConsumer, so
 // unit tests drive it with a fake one.
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -54,8 +56,15 @@ class ConsumeLoop {
 
  private:
   struct Batch;
+  struct InFlight;
   // One poll's events of the partitions still owned, up to max_batch.
-  Batch Collect(const std::atomic<bool>& stop);
+  Batch Collect(const std::atomic<bool>& stop, absl::Duration first_wait);
+  // Waits for the batch's acknowledgements, then commits it.
+  absl::Status Settle(InFlight& done);
+  // The batches failed (`why`): each is given back, then a pause. An error
+  // when one cannot be (see Run): the loop stops.
+  absl::Status Retry(const std::vector<const Batch*>& batches, const absl::Status& why,
+                     absl::Duration& backoff);
   // The batch is done: its offsets are committed and its figures counted.
   void Commit(const Batch& batch, const BatchStats& stats, absl::Time batch_start);
   // The batch failed: each owned partition is read again from its start.

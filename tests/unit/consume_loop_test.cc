@@ -7,6 +7,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -179,6 +180,117 @@ TEST_F(ConsumeLoopTest, AFailedSeekOfAPartitionTakenAwayIsHarmless) {
   ASSERT_THAT(loop_.Run(stop_), IsOk());
   EXPECT_THAT(group_.seeks_, ElementsAre(Pair(2, 0), Pair(5, 0)));
   EXPECT_TRUE(group_.committed_.empty()) << "the new owner decides them";
+}
+
+/// Holds every delivery callback until Release; after it, acknowledges at
+/// once with the released status.
+class HeldPublisher : public EventPublisher {
+ public:
+  void Publish(const std::string&, std::string, std::string, Headers,
+               DeliveryCallback done) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!released_) {
+      held_.push_back(std::move(done));
+      return;
+    }
+    lock.unlock();
+    done(status_, Placement{0, 0});
+  }
+  bool Available() const override { return true; }
+  // Acknowledges what is held with `status`; later events are acknowledged
+  // OK at once.
+  void Release(absl::Status status) {
+    std::vector<DeliveryCallback> held;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
+      held.swap(held_);
+    }
+    for (auto& done : held) done(status, Placement{0, 0});
+  }
+  size_t held() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<DeliveryCallback> held_;
+  bool released_ = false;
+  absl::Status status_;
+};
+
+class PipelinedLoopTest : public ::testing::Test {
+ protected:
+  PipelinedLoopTest()
+      : group_(&stop_),
+        processor_(&store_, &publisher_, TopicNames{}),
+        loop_(&group_, &processor_,
+              LoopConfig{/*max_batch=*/100, absl::Milliseconds(1), absl::Seconds(5)}) {
+    for (int i = 0; i < 3; ++i) {
+      group_.Append(2, {absl::StrCat("a", i), 7, absl::StrCat("u", i), 1, "gw"});
+      group_.Append(5, {absl::StrCat("b", i), 7, absl::StrCat("v", i), 1, "gw"});
+    }
+    // The first batch's transaction sees one more event arrive; the second
+    // batch's sees how the first stands, then lets its acknowledgements go.
+    store_.on_decide = [this](size_t call) {
+      if (call == 1) group_.Append(2, {"a-next", 7, "w", 1, "gw"});
+      if (call == 2) {
+        first_held_ = publisher_.held();
+        committed_during_second_ = group_.committed_;
+        publisher_.Release(first_ack_);
+      }
+    };
+  }
+
+  /// As Store above, and tells each call's number.
+  class CountingStore : public IssuanceStore {
+   public:
+    absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
+                                                 UnixMicros now, const Decide& decide) override {
+      batches.push_back(requests.size());
+      if (on_decide) on_decide(batches.size());
+      Snapshot snap;
+      CouponInfo c;
+      c.coupon_id = 7;
+      c.total_quantity = c.remaining_quantity = 100;
+      snap.coupons[7] = c;
+      return decide(requests, std::move(snap), now);
+    }
+    std::function<void(size_t)> on_decide;
+    std::vector<size_t> batches;
+  };
+
+  std::atomic<bool> stop_{false};
+  FakeGroup group_;
+  CountingStore store_;
+  HeldPublisher publisher_;
+  BatchProcessor processor_;
+  ConsumeLoop loop_;
+  absl::Status first_ack_;
+  size_t first_held_ = 0;
+  std::map<int32_t, int64_t> committed_during_second_;
+};
+
+TEST_F(PipelinedLoopTest, TheNextBatchIsDecidedWhileTheOneBeforeAwaitsItsAcknowledgements) {
+  ASSERT_THAT(loop_.Run(stop_), IsOk());
+  EXPECT_THAT(store_.batches, ElementsAre(6u, 1u));
+  EXPECT_EQ(first_held_, 6u) << "the first batch's results were still unacknowledged";
+  EXPECT_TRUE(committed_during_second_.empty())
+      << "a batch is committed only once its results are acknowledged";
+  EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 4), Pair(5, 3)));
+  EXPECT_TRUE(group_.seeks_.empty());
+}
+
+TEST_F(PipelinedLoopTest, AFailedAcknowledgementGivesBackTheBatchAndTheOneDecidedAfterIt) {
+  first_ack_ = absl::UnavailableError("kafka: broker down");
+  ASSERT_THAT(loop_.Run(stop_), IsOk());
+  // The second batch (partition 2 from offset 3) first, then the first (both
+  // partitions from 0): where both hold a partition, the earlier offset
+  // stands.
+  EXPECT_THAT(group_.seeks_, ElementsAre(Pair(2, 3), Pair(2, 0), Pair(5, 0)));
+  EXPECT_EQ(loop_.counters().retries.load(), 1);
+  EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 4), Pair(5, 3)));
 }
 
 }  // namespace
