@@ -85,12 +85,14 @@ class FakeGroup : public kafka::GroupConsumer {
   int empty_polls_ = 0;
 };
 
-/// Decides with the decision it is given (DecideBatch); fails the first `failures` batches.
+/// Decides with the decision it is given (DecideBatch); fails the first
+/// `failures` batches.
 class Store : public IssuanceStore {
  public:
   absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
                                                UnixMicros now, const Decide& decide) override {
     batches.push_back(requests.size());
+    if (on_decide) on_decide(batches.size());
     if (failures > 0) {
       --failures;
       if (on_failure) on_failure();
@@ -105,6 +107,7 @@ class Store : public IssuanceStore {
   }
   int failures = 0;
   std::function<void()> on_failure;
+  std::function<void(size_t call)> on_decide;  // before each decision, numbered from 1
   std::vector<size_t> batches;
 };
 
@@ -243,27 +246,9 @@ class PipelinedLoopTest : public ::testing::Test {
     };
   }
 
-  /// As Store above, and tells each call's number.
-  class CountingStore : public IssuanceStore {
-   public:
-    absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
-                                                 UnixMicros now, const Decide& decide) override {
-      batches.push_back(requests.size());
-      if (on_decide) on_decide(batches.size());
-      Snapshot snap;
-      CouponInfo c;
-      c.coupon_id = 7;
-      c.total_quantity = c.remaining_quantity = 100;
-      snap.coupons[7] = c;
-      return decide(requests, std::move(snap), now);
-    }
-    std::function<void(size_t)> on_decide;
-    std::vector<size_t> batches;
-  };
-
   std::atomic<bool> stop_{false};
   FakeGroup group_;
-  CountingStore store_;
+  Store store_;
   HeldPublisher publisher_;
   BatchProcessor processor_;
   ConsumeLoop loop_;
