@@ -44,7 +44,9 @@ TEST(AnswerRecorderTest, AnswersArrivingWithinTheWaitShareOneCommit) {
       ids.push_back(absl::StrCat(run, "-", i));
       recorder.Record(SoldOut(ids.back()), [&, i](absl::StatusOr<IssueResult> stored) {
         EXPECT_TRUE(stored.ok()) << stored.status();
-        if (stored.ok()) EXPECT_EQ(stored->outcome, Outcome::kSoldOut);
+        if (stored.ok()) {
+          EXPECT_EQ(stored->outcome, Outcome::kSoldOut);
+        }
         done[i].Notify();
       });
       absl::SleepFor(absl::Milliseconds(20));
