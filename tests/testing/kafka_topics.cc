@@ -126,6 +126,42 @@ absl::Status TopicAdmin::Delete(const std::vector<std::string>& names,
                            RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
 }
 
+absl::StatusOr<std::vector<std::string>> TopicAdmin::GroupMembers(
+    const std::string& group, absl::Duration timeout) {
+  const char* groups[] = {group.c_str()};
+  rd_kafka_DescribeConsumerGroups(rk_, groups, 1, nullptr, queue_);
+  Event event(rd_kafka_queue_poll(queue_, Millis(timeout)));
+  if (!event) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "DescribeConsumerGroups: no answer from the broker within ",
+        absl::FormatDuration(timeout)));
+  }
+  if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat(
+        "DescribeConsumerGroups: ", rd_kafka_event_error_string(event.get())));
+  }
+  const rd_kafka_DescribeConsumerGroups_result_t* result =
+      rd_kafka_event_DescribeConsumerGroups_result(event.get());
+  size_t n = 0;
+  const rd_kafka_ConsumerGroupDescription_t** described =
+      result == nullptr ? nullptr : rd_kafka_DescribeConsumerGroups_result_groups(result, &n);
+  if (n != 1) {
+    return absl::InternalError(absl::StrCat("DescribeConsumerGroups ", group,
+                                            ": ", n, " groups in the answer"));
+  }
+  if (const rd_kafka_error_t* e = rd_kafka_ConsumerGroupDescription_error(described[0])) {
+    return absl::UnavailableError(absl::StrCat("DescribeConsumerGroups ", group, ": ",
+                                               rd_kafka_error_string(e)));
+  }
+  std::vector<std::string> members;
+  const size_t count = rd_kafka_ConsumerGroupDescription_member_count(described[0]);
+  for (size_t i = 0; i < count; ++i) {
+    members.push_back(rd_kafka_MemberDescription_client_id(
+        rd_kafka_ConsumerGroupDescription_member(described[0], i)));
+  }
+  return members;
+}
+
 absl::StatusOr<std::vector<std::string>> TopicAdmin::List(absl::Duration timeout) {
   const rd_kafka_metadata_t* metadata = nullptr;
   const rd_kafka_resp_err_t e = rd_kafka_metadata(rk_, 1, nullptr, &metadata, Millis(timeout));

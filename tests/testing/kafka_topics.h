@@ -47,6 +47,11 @@ class TopicAdmin {
   // The names of every topic on the broker.
   absl::StatusOr<std::vector<std::string>> List(
       absl::Duration timeout = absl::Seconds(10));
+  // The client ids of the consumer group's members, as its coordinator
+  // lists them now. A member that left the group is gone at once; one that
+  // vanished without leaving stays until its session times out.
+  absl::StatusOr<std::vector<std::string>> GroupMembers(
+      const std::string& group, absl::Duration timeout = absl::Seconds(10));
 
  private:
   // Every partition of every topic in `topics` has a leader.
