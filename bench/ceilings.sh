@@ -17,7 +17,8 @@
 # Needs the local stack (scripts/stack start) and this tree's build
 # (scripts/build). Stops and starts the services of this stack, and leaves
 # them stopped. Raw reports and the table (ceilings.md, which
-# docs/benchmarks.md includes) go to bench/results/ceilings/.
+# docs/benchmarks.md includes) go to bench/results/ceilings/, or to
+# CEILINGS_OUT when set (bench/compare.sh puts them beside its own).
 # Check `uptime` before and after: figures taken beside a build are not figures.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,7 +48,7 @@ need_cmd jq
 BARE_PORT="${BARE_PORT:-50061}"
 ensure_port_free "$BARE_PORT" BARE_PORT bare-grpc-server
 
-OUT="$REPO_ROOT/bench/results/ceilings"
+OUT="${CEILINGS_OUT:-$REPO_ROOT/bench/results/ceilings}"
 mkdir -p "$OUT"
 rm -f -- "$OUT"/*.json "$OUT"/*.txt
 uptime_before="$(uptime)"

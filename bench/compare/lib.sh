@@ -204,7 +204,8 @@ ceiling_pgbench() {
   local run=(env PGOPTIONS="-c search_path=$schema" pgbench "$PG_DSN" -n -T "$1" -D "coupon=$coupon")
   "${run[@]}" -c 1 -f bench/compare/pgbench-naive.sql >"$RESULTS_DIR/pgbench-naive-c1.txt" 2>&1
   "${run[@]}" -c 8 -j 2 -f bench/compare/pgbench-naive.sql >"$RESULTS_DIR/pgbench-naive-c8.txt" 2>&1
-  "${run[@]}" -c 1 -D batch=500 -f bench/compare/pgbench-batched.sql \
+  "${run[@]}" -c 1 -M extended -D batch=500 -D issued=500 -D ncoupons=1 \
+    -f bench/compare/pgbench-batched.sql \
     >"$RESULTS_DIR/pgbench-batched-c1.txt" 2>&1
   psql_coupon "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE" >/dev/null
   local f
@@ -285,7 +286,8 @@ profile_hot_sale() {
 }
 
 # draw_plots DIR: per workload, the two issuers on one chart each for
-# throughput over time, the latency distribution and copies issued over time.
+# throughput over time, the latency distribution and copies issued over time;
+# then latency and CPU against load (bench/compare/curve.gp).
 draw_plots() {
   local dir="$1" workload
   for workload in hot spread retry soldout; do
@@ -293,6 +295,9 @@ draw_plots() {
     gnuplot -e "dir='$dir'; workload='$workload'" bench/compare/plots.gp ||
       die "gnuplot failed for $workload"
   done
+  if [[ -s "$dir/curve-kafka.tsv" && -s "$dir/curve-redis.tsv" ]]; then
+    gnuplot -e "dir='$dir'" bench/compare/curve.gp || die "gnuplot failed for the curve"
+  fi
 }
 
 # check_invariants DIR [PATTERN...]: every verified flashsale run (DIR's files
@@ -312,4 +317,140 @@ check_invariants() {
   done
   ((bad == 0)) || die "a run broke an invariant"
   log "every run held every invariant"
+}
+
+# empty_tables: the sales' tables emptied (TRUNCATE: instant), so that every
+# sitting starts from the same database, not from the rows of all before it.
+# Coupon ids keep counting up (no RESTART IDENTITY): Redis' keys of old
+# coupons never meet a new one.
+empty_tables() {
+  psql_coupon "TRUNCATE issue_results, coupon_outbox, user_coupons, coupons" >/dev/null
+  psql_coupon "VACUUM ANALYZE" >/dev/null
+}
+
+# worker_sums: worker-1's histogram sums and counts from its /metrics, one
+# line: events, batches, transaction seconds, batch seconds, batches done.
+worker_sums() {
+  curl -fsS "http://127.0.0.1:${WORKER_METRICS_PORT:-9465}/metrics" | awk '
+    /^coupon_worker_batch_events_sum / { s = $2 } /^coupon_worker_batch_events_count / { n = $2 }
+    /^coupon_worker_transaction_seconds_sum / { t = $2 } /^coupon_worker_batch_seconds_sum / { b = $2 }
+    /^coupon_worker_batch_seconds_count / { bn = $2 }
+    END { print s + 0, n + 0, t + 0, b + 0, bn + 0 }' ||
+    die "the worker's /metrics did not answer"
+}
+
+# worker_summary [SUMS_BEFORE]: worker-1's batches since SUMS_BEFORE (a line of
+# worker_sums; default: since it started): how many, the mean events of one,
+# the mean transaction, and the mean time from the transaction to the offset
+# commit (results acknowledged in between).
+worker_summary() {
+  echo "$(worker_sums) ${1:-0 0 0 0 0}" | awk '{
+    s = $1 - $6; n = $2 - $7; t = $3 - $8; b = $4 - $9; bn = $5 - $10
+    if (n > 0) printf "batches %d\nbatch_mean %.1f\ntransaction_ms_mean %.2f\n", n, s / n, 1000 * t / n
+    if (bn > 0) printf "batch_ms_mean %.2f\n", 1000 * b / bn }'
+}
+
+# curve_point ISSUER RATE: the spread workload on fresh services, open loop at
+# RATE calls/s for about CURVE_SECONDS (at least CURVE_MIN_CALLS calls), or
+# with RATE 0 closed loop (512 in flight) for CURVE_SATURATION_CALLS: one
+# point of the latency-against-load curve, into curve-ISSUER-RATE.*.
+curve_point() {
+  local issuer="$1" rate="$2" calls
+  if ((rate > 0)); then
+    calls=$((rate * CURVE_SECONDS))
+    ((calls >= CURVE_MIN_CALLS)) || calls="$CURVE_MIN_CALLS"
+  else
+    calls="$CURVE_SATURATION_CALLS"
+  fi
+  start_services "$issuer" 1
+  local before=""
+  [[ "$issuer" != kafka ]] || before="$(worker_sums)"
+  run_flashsale "curve-$issuer-$rate" --issuer "$issuer" --workload spread \
+    --requests "$calls" --users $((calls / 2)) --rate "$rate"
+  [[ "$issuer" != kafka ]] || worker_summary "$before" >"$RESULTS_DIR/curve-$issuer-$rate.worker"
+  scripts/services stop >/dev/null
+}
+
+# curve_tsv DIR ISSUER: one line per point of the curve, by offered rate
+# (saturation last): offered answered/s IssueCoupon-p50 -p99 accept->result
+# -p50 -p99, then CPU s per 1,000 calls of the gateway, the worker or outbox,
+# the broker or Redis, PostgreSQL, the load generator and the machine.
+curve_tsv() {
+  local dir="$1" issuer="$2" f
+  for f in "$dir"/curve-"$issuer"-*.json; do
+    [[ -e "$f" ]] || continue
+    jq -r '
+      def c($n): ([.cpu[] | select(.name == $n or (.name | startswith($n + "-")))
+                   | .seconds_per_1000_requests] | add) // "NaN";
+      def e(f): if (.end_to_end_latency.count // 0) > 0 then f else "NaN" end;
+      [ (if (.mode | startswith("open")) then (.mode | capture("(?<r>[0-9]+)").r) else "0" end),
+        .requests_per_second, .issue_latency.p50_ms, .issue_latency.p99_ms,
+        e(.end_to_end_latency.p50_ms), e(.end_to_end_latency.p99_ms),
+        c("gateway"), (if .issuer == "kafka" then c("worker") else c("outbox") end),
+        (if .issuer == "kafka" then c("kafka") else c("redis") end), c("postgres"),
+        c("flashsale"), c("machine") ] | @tsv' "$f"
+  done | sort -n | awk '$1 == 0 { last = $0; next } { print } END { if (last != "") print last }' \
+    >"$dir/curve-$issuer.tsv"
+}
+
+# drain_backlog NAME FLAGS...: how fast one worker decides a backlog. The
+# gateway queues the sale's events with no worker running (every call is
+# ACCEPTED: nothing is decided yet, so nothing is known at the gateway); then
+# one worker starts. flashsale's decisions/s runs from the first to the last
+# decision in issue_results, so the worker's start-up is not in it. The
+# worker's CPU seconds (from /proc, start-up included) and its mean batch go
+# to NAME.worker.
+drain_backlog() {
+  local name="$1" requests=""
+  shift
+  local args=("$@") i
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    [[ "${args[$i]}" == --requests ]] && requests="${args[$((i + 1))]}"
+  done
+  [[ -n "$requests" ]] || die "drain_backlog: give --requests"
+  start_services kafka 1
+  local worker
+  worker="$(read_pid "$RUN_DIR/worker-1.pid")"
+  kill -TERM "$worker"
+  while kill -0 "$worker" 2>/dev/null; do sleep 0.2; done
+  rm -f -- "$RUN_DIR/worker-1.pid"
+  "$FLASHSALE" --target "127.0.0.1:$GATEWAY_PORT" --progress=true --issuer kafka \
+    --pid_files "gateway=$RUN_DIR/gateway.pid,$(server_pid_files)" \
+    --watch_idle_timeout 10m --json_out "$RESULTS_DIR/$name.json" "$@" \
+    >"$RESULTS_DIR/$name.txt" 2>"$RESULTS_DIR/$name.log" &
+  local sale=$!
+  until grep -qs "answered $requests (" "$RESULTS_DIR/$name.log"; do
+    kill -0 "$sale" 2>/dev/null || die "$name: flashsale ended before the backlog was queued ($RESULTS_DIR/$name.log)"
+    sleep 0.5
+  done
+  WORKERS=1 scripts/services start >/dev/null
+  worker="$(read_pid "$RUN_DIR/worker-1.pid")"
+  local rc=0
+  wait "$sale" || rc=$?
+  ((rc <= 1)) || die "$name: flashsale exited $rc, see $RESULTS_DIR/$name.log"
+  ((rc == 0)) || warn "$name: INVARIANTS VIOLATED, see $RESULTS_DIR/$name.txt"
+  local ticks
+  ticks="$(awk '{print $14 + $15}' "/proc/$worker/stat")"
+  {
+    echo "cpu_seconds $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')"
+    worker_summary
+  } >"$RESULTS_DIR/$name.worker"
+  scripts/services stop >/dev/null
+  log "$name: $(jq -r '"\(.decisions) decisions at \(.decisions_per_second | floor)/s"' "$RESULTS_DIR/$name.json"), $(paste -sd' ' "$RESULTS_DIR/$name.worker")"
+}
+
+# pgbench_worker_batches NAME BATCH ISSUED COUPONS SECONDS: the worker's own
+# transaction (bench/compare/pgbench-batched.sql: its statements, in its two
+# pipelined round trips) with BATCH events of which ISSUED win a copy, over
+# COUPONS coupons, 1 client, on the real tables beside the sales' rows.
+# Events per second = transactions per second x BATCH, into pgbench-NAME.txt.
+pgbench_worker_batches() {
+  local name="$1" batch="$2" issued="$3" coupons="$4" seconds="$5" first
+  first="$(psql_coupon "INSERT INTO coupons (name, total_quantity, remaining_quantity)
+    SELECT 'pgbench worker batches', 1000000000000, 1000000000000
+    FROM generate_series(1, $coupons) RETURNING coupon_id" | sort -n | head -1)"
+  pgbench "$PG_DSN" -n -M extended -T "$seconds" -c 1 -f bench/compare/pgbench-batched.sql \
+    -D coupon="$first" -D ncoupons="$coupons" -D batch="$batch" -D issued="$issued" \
+    >"$RESULTS_DIR/pgbench-$name.txt" 2>&1 || die "pgbench $name failed ($RESULTS_DIR/pgbench-$name.txt)"
+  log "pgbench $name: $(grep -E '^tps' "$RESULTS_DIR/pgbench-$name.txt") x $batch events"
 }

@@ -1,25 +1,48 @@
--- One transaction per :batch events, as the worker does per poll: the same
--- statements as pgbench-naive.sql, each over the whole batch with arrays and
--- generate_series. Events per second = transactions per second x :batch.
+-- The worker's transaction for one batch of :batch events
+-- (issuer-worker/pg_issuance_store.cc, pg::InsertCopiesAndResults), in its
+-- two pipelined round trips: BEGIN, the coupons locked in id order, the
+-- batch's earlier results and its users' copies; then the copies with their
+-- results in one statement, the stock, and COMMIT. Event g of the batch asks
+-- for coupon :coupon + g % :ncoupons; the first :issued events win a copy,
+-- the others are decided SOLD_OUT (a result row, no copy), as a sale's mix.
+-- The worker sends its ids as array parameters; here generate_series makes
+-- them on the server. Needs pgbench -M extended (pipeline mode).
+-- Events per second = transactions per second x :batch.
 \set u random(1, 2000000000)
+\startpipeline
 BEGIN;
-SELECT remaining_quantity FROM coupons WHERE coupon_id = :coupon FOR UPDATE;
-SELECT request_id, outcome FROM issue_results
+SELECT coupon_id, remaining_quantity FROM coupons
+WHERE coupon_id = ANY (ARRAY(SELECT :coupon + g FROM generate_series(0, :ncoupons - 1) g))
+ORDER BY coupon_id FOR UPDATE;
+SELECT request_id, outcome, user_coupon_id FROM issue_results
 WHERE request_id = ANY (ARRAY(SELECT 'pgb-' || :client_id || '-' || :u || '-' || g
                               FROM generate_series(1, :batch) g));
-SELECT u.user_id FROM unnest(ARRAY(SELECT 'pgb-' || :client_id || '-' || :u || '-' || g
-                                   FROM generate_series(1, :batch) g)) AS w(user_id)
-CROSS JOIN LATERAL (SELECT user_id FROM user_coupons
-                    WHERE coupon_id = :coupon AND user_id = w.user_id) u;
-WITH copy AS (
-  INSERT INTO user_coupons (coupon_id, user_id, request_id)
-  SELECT :coupon, 'pgb-' || :client_id || '-' || :u || '-' || g,
-         'pgb-' || :client_id || '-' || :u || '-' || g
-  FROM generate_series(1, :batch) g
-  ON CONFLICT DO NOTHING
-  RETURNING user_coupon_id, user_id, request_id)
-INSERT INTO issue_results (request_id, coupon_id, user_id, outcome, user_coupon_id, remaining_quantity)
-SELECT request_id, :coupon, user_id, 'ISSUED', user_coupon_id, 0 FROM copy
-ON CONFLICT DO NOTHING;
-UPDATE coupons SET remaining_quantity = remaining_quantity - :batch WHERE coupon_id = :coupon;
+SELECT h.coupon_id, h.user_id, h.request_id
+FROM generate_series(1, :batch) g
+CROSS JOIN LATERAL (SELECT coupon_id, user_id, request_id FROM user_coupons uc
+                    WHERE uc.coupon_id = :coupon + g % :ncoupons
+                      AND uc.user_id = 'pgb-' || :client_id || '-' || :u || '-' || g
+                    LIMIT 1) h;
+\endpipeline
+\startpipeline
+WITH copies AS (
+  INSERT INTO user_coupons (coupon_id, user_id, request_id, issued_at)
+  SELECT :coupon + g % :ncoupons, 'pgb-' || :client_id || '-' || :u || '-' || g,
+         'pgb-' || :client_id || '-' || :u || '-' || g, now()
+  FROM generate_series(1, :issued) g
+  RETURNING request_id, user_coupon_id)
+INSERT INTO issue_results (request_id, coupon_id, user_id, outcome, user_coupon_id,
+                           remaining_quantity, decided_at)
+SELECT x.r, x.c, x.r, CASE WHEN copies.user_coupon_id IS NULL THEN 'SOLD_OUT' ELSE 'ISSUED' END,
+       copies.user_coupon_id, 0, now()
+FROM (SELECT 'pgb-' || :client_id || '-' || :u || '-' || g AS r, :coupon + g % :ncoupons AS c
+      FROM generate_series(1, :batch) g) x
+LEFT JOIN copies ON copies.request_id = x.r
+RETURNING request_id, user_coupon_id;
+UPDATE coupons AS c SET remaining_quantity = c.remaining_quantity - d.n
+FROM (SELECT :coupon + g % :ncoupons AS id, count(*) AS n
+      FROM generate_series(1, :issued) g GROUP BY 1) d
+WHERE c.coupon_id = d.id;
+SET LOCAL statement_timeout = 0;
 COMMIT;
+\endpipeline
