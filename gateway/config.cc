@@ -120,8 +120,9 @@ const service::Schema<GatewayConfig>& GatewaySchema() {
                   &C::max_result_wait, Positive()),
               Setting<C, absl::Duration>(
                   "answer_batch_wait",
-                  "How long an answer the gateway stores itself waits for "
-                  "others to share its commit (0: none).",
+                  "How long an answer the gateway stores itself (and, in the "
+                  "Redis mode, an issued copy) waits for others to share its "
+                  "commit (0: none).",
                   &C::answer_batch_wait,
                   service::InRange(absl::ZeroDuration(), absl::Milliseconds(100))),
               Setting<C, absl::Duration>(

@@ -47,6 +47,8 @@ struct GatewayServer::Parts {
   std::unique_ptr<Issuer> issuer;
   // Its last callbacks may hand requests to the issuer: destroyed before it.
   std::unique_ptr<AnswerRecorder> recorder;
+  // Redis mode: its callbacks publish to the hub, destroyed after it.
+  std::unique_ptr<redis_issuer::CopyWriter> copies;
   std::unique_ptr<AdminAuthorizer> admin;
   std::unique_ptr<UserRateLimiter> limiter;
   std::unique_ptr<IssueService> issue;
@@ -82,6 +84,15 @@ pg::SessionSettings GatewaySession(const GatewayConfig& config,
   s.tcp_user_timeout = absl::Seconds(15);
   s.application_name = absl::StrCat("coupon-gateway ", gateway_id);
   return s;
+}
+
+// The session of a thread whose statements each commit on their own (the
+// answer recorder, the Redis mode's copy writer): no statement_timeout. One
+// that fired while the commit waits for a synchronous standby would leave
+// the rows on the primary alone and report them stored.
+pg::SessionSettings CommitSession(pg::SessionSettings session) {
+  session.statement_timeout = absl::ZeroDuration();
+  return session;
 }
 
 // PostgreSQL, the caches, and the coupons read through them.
@@ -138,12 +149,9 @@ absl::Status StartKafkaMode(const GatewayConfig& config, const std::string& gate
 
   RecorderConfig recorder_config;
   recorder_config.pg_dsn = config.pg_dsn;
-  recorder_config.session = session;
-  // Each insert of answers commits on its own: a statement_timeout that fired
-  // while the commit waits for a synchronous standby would leave the answers
-  // on the primary alone and report them stored. A stuck database fills the
-  // recorder's queue instead, and the worker decides meanwhile.
-  recorder_config.session.statement_timeout = absl::ZeroDuration();
+  // A stuck database fills the recorder's queue, and the worker decides
+  // meanwhile.
+  recorder_config.session = CommitSession(session);
   recorder_config.connect_timeout = config.pg_timeout;
   recorder_config.batch_wait = config.answer_batch_wait;
   p.recorder = std::make_unique<AnswerRecorder>(recorder_config);
@@ -153,7 +161,8 @@ absl::Status StartKafkaMode(const GatewayConfig& config, const std::string& gate
 }
 
 // The design's existing system: Redis, its issuer and its result channel.
-absl::Status StartRedisMode(const GatewayConfig& config, Parts& p) {
+absl::Status StartRedisMode(const GatewayConfig& config,
+                            const pg::SessionSettings& session, Parts& p) {
   redis::RedisConfig redis_config;
   redis_config.addr = config.redis_addr;
   redis_config.password = config.redis_password;
@@ -162,7 +171,14 @@ absl::Status StartRedisMode(const GatewayConfig& config, Parts& p) {
   auto redis = redis::Client::Create(redis_config);
   if (!redis.ok()) return redis.status();
   p.redis = std::move(*redis);
-  p.redis_issuer = std::make_unique<RedisIssuer>(p.redis.get(), p.pool.get(), p.hub.get(),
+  redis_issuer::CopyWriterConfig copies;
+  copies.pg_dsn = config.pg_dsn;
+  copies.session = CommitSession(session);
+  copies.connect_timeout = config.pg_timeout;
+  copies.rounds.batch_wait = config.answer_batch_wait;
+  copies.record_ttl = config.redis_record_ttl;
+  p.copies = std::make_unique<redis_issuer::CopyWriter>(copies, p.redis.get());
+  p.redis_issuer = std::make_unique<RedisIssuer>(p.redis.get(), p.copies.get(), p.hub.get(),
                                                  config.redis_record_ttl);
   p.redis_store = std::make_unique<RedisAwareStore>(p.store.get(), p.redis_issuer.get());
   p.results = std::make_unique<redis::Subscriber>(
@@ -280,7 +296,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(
   StartStores(config, session, p);
   absl::Status mode = config.issuer_kind() == IssuerKind::kKafka
                           ? StartKafkaMode(config, gateway_id, session, p)
-                          : StartRedisMode(config, p);
+                          : StartRedisMode(config, session, p);
   if (!mode.ok()) return mode;
   if (absl::Status s = StartFrontEnd(config, p); !s.ok()) return s;
   auto server = BuildServer(config, p.service.get(), &self->port_);

@@ -7,7 +7,6 @@
 #include "common/wire/event_codec.h"
 #include "common/domain/status_macros.h"
 #include "glog/logging.h"
-#include "redis-issuer/copies.h"
 
 namespace coupon::gateway {
 namespace {
@@ -126,10 +125,10 @@ absl::StatusOr<Tagged> TaggedRecord(const absl::StatusOr<redis::Reply>& reply,
 
 }  // namespace
 
-RedisIssuer::RedisIssuer(redis::Client* redis, pg::Pool* pool, ResultHub* hub,
-                         absl::Duration record_ttl, Clock clock)
+RedisIssuer::RedisIssuer(redis::Client* redis, redis_issuer::CopyWriter* copies,
+                         ResultHub* hub, absl::Duration record_ttl, Clock clock)
     : redis_(redis),
-      pool_(pool),
+      copies_(copies),
       hub_(hub),
       record_ttl_(record_ttl),
       clock_(std::move(clock)),
@@ -154,16 +153,22 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
   if (tag == "REPLAY" && !result.BelongsTo(cmd.coupon_id, cmd.user_id)) {
     return done(RequestIdReused(cmd.request_id));
   }
-  // A new copy, or one reserved before whose write failed: write it now.
+  // A new copy, or one reserved before whose write failed: write it now,
+  // with the others that wait (group commit), and answer once it is in
+  // PostgreSQL. The writer publishes its result to the other gateways.
   // An ISSUED record from before records carried the copy's id: the write
   // is idempotent and finds it.
-  bool settled = false;
   if (record.reserved ||
       (result.outcome == Outcome::kIssued && result.user_coupon_id == 0)) {
-    if (absl::Status s = Settle(result, deadline); !s.ok()) return done(s);
-    settled = true;
+    return copies_->Write(
+        result, [this, request_id = cmd.request_id, position = position,
+                 done = std::move(done)](absl::StatusOr<IssueResult> settled) {
+          if (!settled.ok()) return done(settled.status());
+          hub_->Publish(*settled);
+          done(IssueReply{request_id, settled->outcome, settled->user_coupon_id, position});
+        });
   }
-  if (tag == "DECIDED" || settled) {
+  if (tag == "DECIDED") {
     hub_->Publish(result);
     // For the other gateways' watchers; a lost message costs them only a live
     // notification (request-id watches read Redis and PostgreSQL).
@@ -174,35 +179,6 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
     }
   }
   done(IssueReply{cmd.request_id, result.outcome, result.user_coupon_id, position});
-}
-
-absl::Status RedisIssuer::Settle(IssueResult& r, absl::Time deadline) {
-  ASSIGN_OR_RETURN(auto conn, pool_->Acquire(deadline));
-  absl::StatusOr<int64_t> id = redis_issuer::StoreCopy(*conn, r);
-  if (absl::IsAlreadyExists(id.status())) {
-    // PostgreSQL knows this user holds a copy that Redis forgot.
-    LOG(WARNING) << "redis issued coupon " << r.coupon_id << " to " << r.user_id
-                 << " again (request " << r.request_id
-                 << "); PostgreSQL refused the duplicate";
-    r.outcome = Outcome::kAlreadyIssued;
-    r.user_coupon_id = 0;
-  } else if (!id.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        id.status().message(),
-        "; the copy is reserved in Redis: retry with the same request_id to "
-        "finish (the outbox scheduler finishes it otherwise)"));
-  } else {
-    r.outcome = Outcome::kIssued;
-    r.user_coupon_id = *id;
-  }
-  // The copy is in PostgreSQL now: a failure here leaves the reservation to
-  // the outbox scheduler, which finds the copy written and settles it alike.
-  if (absl::Status s = redis_issuer::SettleReservation(*redis_, r, record_ttl_);
-      !s.ok()) {
-    LOG_EVERY_N(WARNING, 100) << "redis: settling request " << r.request_id
-                              << ": " << s;
-  }
-  return absl::OkStatus();
 }
 
 void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,

@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "common/pg/pg.h"
 #include "common/redis/redis.h"
+#include "redis-issuer/copy_writer.h"
 #include "redis-issuer/records.h"
 #include "gateway/store/gateway_store.h"
 #include "gateway/issue/issuer.h"
@@ -23,13 +24,14 @@ namespace coupon::gateway {
 /// request_id", which finishes it), and if nobody retries, the outbox
 /// scheduler writes the copy: a copy Redis counts always ends up held.
 /// The outbox scheduler also decrements the stock later. Thread-safe; blocks
-/// the calling thread for the Redis and PostgreSQL round trips. Its
+/// the calling thread for the Redis round trip of the decision, not for the
+/// PostgreSQL write (the answer comes from the writer's thread). Its
 /// collaborators must outlive it.
 class RedisIssuer final : public Issuer {
  public:
   using Clock = std::function<absl::Time()>;
 
-  RedisIssuer(redis::Client* redis, pg::Pool* pool, ResultHub* hub,
+  RedisIssuer(redis::Client* redis, redis_issuer::CopyWriter* copies, ResultHub* hub,
               absl::Duration record_ttl, Clock clock = absl::Now);
 
   void Issue(IssueCommand command, const CouponInfo& coupon,
@@ -48,13 +50,8 @@ class RedisIssuer final : public Issuer {
       const std::vector<std::string>& request_ids);
 
  private:
-  // Writes a reserved copy to PostgreSQL and settles its reservation:
-  // `reserved` comes back ISSUED with its user_coupon_id, or ALREADY_ISSUED
-  // when PostgreSQL holds the user's other copy (Redis lost its marker).
-  absl::Status Settle(IssueResult& reserved, absl::Time deadline);
-
   redis::Client* redis_;
-  pg::Pool* pool_;
+  redis_issuer::CopyWriter* copies_;
   ResultHub* hub_;
   const absl::Duration record_ttl_;
   const Clock clock_;

@@ -75,98 +75,53 @@ const std::string& StoreAnswersSql() {
 AnswerRecorder::AnswerRecorder(RecorderConfig config)
     : config_(std::move(config)) {
   metrics::Instance<RecorderMetrics>();
-  thread_ = std::thread([this] { Run(); });
+  rounds_ = std::make_unique<service::GroupCommit<Item>>(
+      service::GroupCommitOptions{config_.max_waiting, config_.max_batch,
+                                  config_.batch_wait},
+      [this](std::vector<Item>& batch, bool stopping) { Handle(batch, stopping); });
 }
 
-AnswerRecorder::~AnswerRecorder() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
+// Stops the rounds first: the last one still uses the connection.
+AnswerRecorder::~AnswerRecorder() { rounds_.reset(); }
 
 void AnswerRecorder::Record(IssueResult proposed, Done done) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_ && waiting_.size() < config_.max_waiting) {
-      waiting_.push_back(Item{std::move(proposed), std::move(done)});
-      if (waiting_.size() == 1) {
-        first_since_ = absl::Now();
-        cv_.notify_one();
-      } else if (waiting_.size() == config_.max_batch) {
-        cv_.notify_one();
-      }
-      return;
-    }
-  }
+  Item item{std::move(proposed), std::move(done)};
+  if (rounds_->Add(item)) return;
   metrics::Instance<RecorderMetrics>().failed.Inc();
-  done(absl::UnavailableError(
+  item.done(absl::UnavailableError(
       "postgres: the gateway's answers are waiting to be stored at their limit"));
 }
 
-void AnswerRecorder::Run() {
-  absl::Duration backoff = absl::Milliseconds(50);
-  for (;;) {
-    std::vector<Item> batch;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
-      // Company for the first answer's commit: at a thousand answers a
-      // second, alone each would pay a commit of its own.
-      if (config_.batch_wait > absl::ZeroDuration()) {
-        cv_.wait_until(lock, absl::ToChronoTime(first_since_ + config_.batch_wait), [&] {
-          return stopping_ || waiting_.size() >= config_.max_batch;
-        });
-      }
-      while (!waiting_.empty() && batch.size() < config_.max_batch) {
-        batch.push_back(std::move(waiting_.front()));
-        waiting_.pop_front();
-      }
-      if (stopping_) {
-        for (Item& item : waiting_) batch.push_back(std::move(item));
-        waiting_.clear();
-      }
-      // What is left waited through this round: its time is up.
-      if (!waiting_.empty()) first_since_ = absl::InfinitePast();
-    }
-    if (batch.empty()) return;  // stopping, nothing left
-    bool stopping;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping = stopping_;
-    }
-    const absl::Time start = absl::Now();
-    // The insert may be repeated: a batch whose commit was lost with the
-    // connection is found stored by its second try, as the ids' results.
-    absl::Status stored =
-        stopping ? absl::UnavailableError("gateway: shutting down") : Store(batch);
-    if (!stored.ok() && !stopping) {
-      LOG_EVERY_N(WARNING, 10) << "gateway: storing " << batch.size()
-                               << " answers: " << stored << "; trying again";
-      stored = Store(batch);
-    }
-    RecorderMetrics& m = metrics::Instance<RecorderMetrics>();
-    if (stored.ok()) {
-      m.batch_answers.Observe(static_cast<double>(batch.size()));
-      m.batch_seconds.ObserveDuration(absl::Now() - start);
-      backoff = absl::Milliseconds(50);
-    } else {
-      LOG_EVERY_N(WARNING, 10) << "gateway: " << batch.size()
-                               << " answers not stored: " << stored;
-      m.failed.Inc(static_cast<double>(batch.size()));
-    }
-    for (Item& item : batch) {
-      item.done(stored.ok() ? std::move(item.stored)
-                            : absl::StatusOr<IssueResult>(stored));
-    }
-    // Not in a tight loop against a database that is down: the callers fall
-    // back on the worker meanwhile.
-    if (!stored.ok() && !stopping) {
-      absl::SleepFor(backoff);
-      backoff = std::min(backoff * 2, absl::Seconds(2));
-    }
+void AnswerRecorder::Handle(std::vector<Item>& batch, bool stopping) {
+  const absl::Time start = absl::Now();
+  // The insert may be repeated: a batch whose commit was lost with the
+  // connection is found stored by its second try, as the ids' results.
+  absl::Status stored =
+      stopping ? absl::UnavailableError("gateway: shutting down") : Store(batch);
+  if (!stored.ok() && !stopping) {
+    LOG_EVERY_N(WARNING, 10) << "gateway: storing " << batch.size()
+                             << " answers: " << stored << "; trying again";
+    stored = Store(batch);
+  }
+  RecorderMetrics& m = metrics::Instance<RecorderMetrics>();
+  if (stored.ok()) {
+    m.batch_answers.Observe(static_cast<double>(batch.size()));
+    m.batch_seconds.ObserveDuration(absl::Now() - start);
+    backoff_ = absl::Milliseconds(50);
+  } else {
+    LOG_EVERY_N(WARNING, 10) << "gateway: " << batch.size()
+                             << " answers not stored: " << stored;
+    m.failed.Inc(static_cast<double>(batch.size()));
+  }
+  for (Item& item : batch) {
+    item.done(stored.ok() ? std::move(item.stored)
+                          : absl::StatusOr<IssueResult>(stored));
+  }
+  // Not in a tight loop against a database that is down: the callers fall
+  // back on the worker meanwhile.
+  if (!stored.ok() && !stopping) {
+    absl::SleepFor(backoff_);
+    backoff_ = std::min(backoff_ * 2, absl::Seconds(2));
   }
 }
 

@@ -11,19 +11,16 @@
 // refused. A SOLD_OUT is turned into ALREADY_ISSUED in the same statement when
 // the user holds a copy, so the gateway needs no list of holders to be right.
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/domain/domain.h"
 #include "common/pg/pg.h"
+#include "common/service/group_commit.h"
 #include "gateway/issue/answer_store.h"
 
 namespace coupon::gateway {
@@ -42,11 +39,11 @@ struct RecorderConfig {
   absl::Duration batch_wait = absl::Milliseconds(2);
 };
 
-/// Many answers share one statement and one commit (group commit): each
-/// round takes what arrived within `batch_wait` of its first answer, or
-/// max_batch, and what arrived while the round before was stored. Owns one thread and one connection, from
-/// the constructor until the destructor, which fails what still waits with
-/// UNAVAILABLE. Record may be called from any thread; `done` runs once, on
+/// Many answers share one statement and one commit (service::GroupCommit):
+/// each round takes what arrived within `batch_wait` of its first answer, or
+/// max_batch, and what arrived while the round before was stored. Owns one
+/// thread and one connection, from the constructor until the destructor,
+/// which fails what still waits with UNAVAILABLE. Record may be called from any thread; `done` runs once, on
 /// the recorder's thread, or on the caller's when refused at once.
 class AnswerRecorder final : public AnswerStore {
  public:
@@ -62,19 +59,16 @@ class AnswerRecorder final : public AnswerStore {
     absl::StatusOr<IssueResult> stored = absl::UnknownError("not stored");
   };
 
-  void Run();
+  // One round: stores it (one try more on failure), answers each item.
+  void Handle(std::vector<Item>& batch, bool stopping);
   // Stores the batch's answers and fills each item's `stored`.
   absl::Status Store(std::vector<Item>& batch);
 
   const RecorderConfig config_;
-  std::unique_ptr<pg::Connection> conn_;  // the thread's only
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Item> waiting_;  // guarded by mu_
-  bool stopping_ = false;     // guarded by mu_
-  // When the oldest waiting answer arrived (guarded by mu_).
-  absl::Time first_since_ = absl::InfinitePast();
-  std::thread thread_;
+  // The rounds' thread only:
+  std::unique_ptr<pg::Connection> conn_;
+  absl::Duration backoff_ = absl::Milliseconds(50);
+  std::unique_ptr<service::GroupCommit<Item>> rounds_;  // last: its thread uses the above
 };
 
 }  // namespace coupon::gateway

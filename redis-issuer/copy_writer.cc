@@ -1,0 +1,176 @@
+#include "redis-issuer/copy_writer.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "common/domain/status_macros.h"
+#include "common/wire/event_codec.h"
+#include "glog/logging.h"
+#include "redis-issuer/records.h"
+
+namespace coupon::redis_issuer {
+namespace {
+
+// Every copy, its ISSUED result and its outbox row, in one statement. A copy
+// whose request id is in user_coupons already (an earlier try, committed)
+// or whose user holds the coupon from another request is skipped by the
+// insert; the last two columns tell the two apart: the new copy's id, and
+// the copy the request id held before the statement.
+const std::string& StoreCopiesSql() {
+  static const std::string* sql = new std::string(absl::StrCat(
+      "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[],"
+      "   $4::bigint[], $5::bigint[]) AS x(r, c, u, rem, at)),"
+      " ins AS (INSERT INTO user_coupons (coupon_id, user_id, request_id, issued_at)"
+      "   SELECT c, u, r, ", pg::MicrosToTimestamp("at"), " FROM x"
+      "   ON CONFLICT DO NOTHING RETURNING request_id, user_coupon_id),"
+      " res AS (INSERT INTO issue_results (request_id, coupon_id, user_id, outcome,"
+      "   user_coupon_id, remaining_quantity, decided_at)"
+      "   SELECT x.r, x.c, x.u, 'ISSUED', ins.user_coupon_id, x.rem, ",
+      pg::MicrosToTimestamp("x.at"),
+      "   FROM x JOIN ins ON ins.request_id = x.r),"
+      " box AS (INSERT INTO coupon_outbox (coupon_id, user_coupon_id, request_id)"
+      "   SELECT x.c, ins.user_coupon_id, x.r FROM x JOIN ins ON ins.request_id = x.r)"
+      " SELECT x.r, ins.user_coupon_id, prev.user_coupon_id FROM x"
+      " LEFT JOIN ins ON ins.request_id = x.r"
+      " LEFT JOIN user_coupons prev ON prev.request_id = x.r"));
+  return *sql;
+}
+
+// Each settled record written (kept ARGV[1] s) and taken out of the reserved
+// copies, and its result published, in one step.
+// KEYS: the request records, then kReservedKey.
+// ARGV: 1 ttl (s), 2 the channel, then per record: the record, its request
+//       id, the encoded result.
+constexpr char kSettleScript[] = R"lua(
+local reserved = KEYS[#KEYS]
+for i = 1, #KEYS - 1 do
+  local a = 3 + (i - 1) * 3
+  redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[1])
+  redis.call('ZREM', reserved, ARGV[a + 1])
+  redis.call('PUBLISH', ARGV[2], ARGV[a + 2])
+end
+return #KEYS - 1
+)lua";
+
+}  // namespace
+
+CopyWriter::CopyWriter(CopyWriterConfig config, redis::Client* redis)
+    : config_(std::move(config)), redis_(redis) {
+  rounds_ = std::make_unique<service::GroupCommit<Item>>(
+      config_.rounds,
+      [this](std::vector<Item>& round, bool stopping) { Handle(round, stopping); });
+}
+
+// Stops the rounds first: the last one still uses the connection.
+CopyWriter::~CopyWriter() { rounds_.reset(); }
+
+void CopyWriter::Write(IssueResult reserved, Done done) {
+  Item item{std::move(reserved), std::move(done)};
+  if (rounds_->Add(item)) return;
+  item.done(absl::UnavailableError(
+      "postgres: the copies waiting to be written are at their limit; the copy "
+      "is reserved in Redis: retry with the same request_id to finish (the "
+      "outbox scheduler finishes it otherwise)"));
+}
+
+void CopyWriter::Handle(std::vector<Item>& round, bool stopping) {
+  // One copy per request id: the same request retried while its first try
+  // waits here gets the same ending.
+  absl::flat_hash_map<std::string, size_t> ending;  // request id -> index into copies
+  std::vector<IssueResult> copies;
+  for (const Item& item : round) {
+    if (ending.try_emplace(item.reserved.request_id, copies.size()).second) {
+      copies.push_back(item.reserved);
+    }
+  }
+  absl::StatusOr<std::vector<IssueResult>> stored =
+      stopping ? absl::UnavailableError("gateway: shutting down") : Store(copies);
+  if (!stored.ok() && !stopping) {
+    // Once more on a fresh connection; a write whose commit was lost with
+    // the connection is found by it (the copies' request ids).
+    LOG_EVERY_N(WARNING, 10) << "redis mode: writing " << copies.size()
+                             << " copies: " << stored.status() << "; trying again";
+    stored = Store(copies);
+  }
+  if (!stored.ok()) {
+    const absl::Status failed = absl::UnavailableError(absl::StrCat(
+        stored.status().message(),
+        "; the copy is reserved in Redis: retry with the same request_id to "
+        "finish (the outbox scheduler finishes it otherwise)"));
+    for (Item& item : round) item.done(failed);
+    return;
+  }
+  // The copies are in PostgreSQL now: a failure here leaves the
+  // reservations to the outbox scheduler, which finds them written and
+  // settles them alike.
+  Settle(*stored);
+  for (Item& item : round) item.done((*stored)[ending.at(item.reserved.request_id)]);
+}
+
+absl::StatusOr<std::vector<IssueResult>> CopyWriter::Store(
+    const std::vector<IssueResult>& copies) {
+  if (!conn_ || !conn_->Reusable()) {
+    conn_.reset();
+    ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(config_.pg_dsn, config_.connect_timeout,
+                                                    config_.session));
+  }
+  std::vector<std::string> r, u;
+  std::vector<int64_t> c, rem, at;
+  for (const IssueResult& copy : copies) {
+    r.push_back(copy.request_id);
+    c.push_back(copy.coupon_id);
+    u.push_back(copy.user_id);
+    rem.push_back(copy.remaining_quantity);
+    at.push_back(copy.decided_at);
+  }
+  absl::StatusOr<pg::Result> rows =
+      conn_->Exec(StoreCopiesSql(), {pg::TextArray(r), pg::Int64Array(c), pg::TextArray(u),
+                                     pg::Int64Array(rem), pg::Int64Array(at)});
+  if (!rows.ok()) {
+    if (!conn_->healthy()) conn_.reset();
+    return rows.status();
+  }
+  absl::flat_hash_map<std::string, int> row_of;
+  for (int i = 0; i < rows->rows(); ++i) row_of[std::string(rows->Get(i, 0))] = i;
+  std::vector<IssueResult> ended = copies;
+  for (IssueResult& e : ended) {
+    auto it = row_of.find(e.request_id);
+    if (it == row_of.end()) {
+      return absl::InternalError(
+          absl::StrCat("postgres: no row for the copy of request ", e.request_id));
+    }
+    const int i = it->second;
+    if (!rows->IsNull(i, 1) || !rows->IsNull(i, 2)) {
+      e.outcome = Outcome::kIssued;
+      e.user_coupon_id = rows->GetInt64(i, rows->IsNull(i, 1) ? 2 : 1);
+      continue;
+    }
+    // PostgreSQL knows this user holds a copy that Redis forgot.
+    LOG(WARNING) << "redis issued coupon " << e.coupon_id << " to " << e.user_id
+                 << " again (request " << e.request_id
+                 << "); PostgreSQL refused the duplicate";
+    e.outcome = Outcome::kAlreadyIssued;
+    e.user_coupon_id = 0;
+  }
+  return ended;
+}
+
+void CopyWriter::Settle(const std::vector<IssueResult>& settled) {
+  static const redis::Script* settle = new redis::Script(kSettleScript);
+  std::vector<std::string> keys, argv = {absl::StrCat(absl::ToInt64Seconds(config_.record_ttl)),
+                                         kResultChannel};
+  for (const IssueResult& s : settled) {
+    keys.push_back(RequestKey(s.request_id));
+    argv.push_back(FormatRecord(s));
+    argv.push_back(s.request_id);
+    argv.push_back(EncodeIssueResult(s));
+  }
+  keys.push_back(kReservedKey);
+  absl::StatusOr<redis::Reply> reply = redis_->Eval(*settle, keys, argv);
+  if (!reply.ok() || reply->type == redis::Reply::Type::kError) {
+    LOG_EVERY_N(WARNING, 100) << "redis: settling " << settled.size() << " copies: "
+                              << (reply.ok() ? reply->str : reply.status().ToString())
+                              << " (the outbox scheduler settles them)";
+  }
+}
+
+}  // namespace coupon::redis_issuer
