@@ -11,10 +11,11 @@ namespace coupon::redis_issuer {
 namespace {
 
 // Every copy, its ISSUED result and its outbox row, in one statement. A copy
-// whose request id is in user_coupons already (an earlier try, committed)
-// or whose user holds the coupon from another request is skipped by the
-// insert; the last two columns tell the two apart: the new copy's id, and
-// the copy the request id held before the statement.
+// whose request id is in user_coupons already (an earlier try, or another
+// gateway's or the outbox scheduler's write of the same reservation, which
+// may commit while this statement runs) or whose user holds the coupon from
+// another request is skipped by the insert; Store tells the two apart with
+// a statement of its own, which sees what committed meanwhile.
 const std::string& StoreCopiesSql() {
   static const std::string* sql = new std::string(absl::StrCat(
       "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[],"
@@ -29,9 +30,7 @@ const std::string& StoreCopiesSql() {
       "   FROM x JOIN ins ON ins.request_id = x.r),"
       " box AS (INSERT INTO coupon_outbox (coupon_id, user_coupon_id, request_id)"
       "   SELECT x.c, ins.user_coupon_id, x.r FROM x JOIN ins ON ins.request_id = x.r)"
-      " SELECT x.r, ins.user_coupon_id, prev.user_coupon_id FROM x"
-      " LEFT JOIN ins ON ins.request_id = x.r"
-      " LEFT JOIN user_coupons prev ON prev.request_id = x.r"));
+      " SELECT x.r, ins.user_coupon_id FROM x LEFT JOIN ins ON ins.request_id = x.r"));
   return *sql;
 }
 
@@ -129,19 +128,36 @@ absl::StatusOr<std::vector<IssueResult>> CopyWriter::Store(
     if (!conn_->healthy()) conn_.reset();
     return rows.status();
   }
-  absl::flat_hash_map<std::string, int> row_of;
-  for (int i = 0; i < rows->rows(); ++i) row_of[std::string(rows->Get(i, 0))] = i;
+  absl::flat_hash_map<std::string, int64_t> copy_of;  // request id -> user_coupon_id
+  std::vector<std::string> skipped;
+  for (int i = 0; i < rows->rows(); ++i) {
+    if (rows->IsNull(i, 1)) {
+      skipped.emplace_back(rows->Get(i, 0));
+    } else {
+      copy_of[std::string(rows->Get(i, 0))] = rows->GetInt64(i, 1);
+    }
+  }
+  if (!skipped.empty()) {
+    // Read after the insert committed: a copy of the same request that
+    // another writer committed while it ran is seen here, not by its
+    // snapshot.
+    absl::StatusOr<pg::Result> written = conn_->Exec(
+        "SELECT request_id, user_coupon_id FROM user_coupons"
+        " WHERE request_id = ANY($1::text[])",
+        {pg::TextArray(skipped)});
+    if (!written.ok()) {
+      if (!conn_->healthy()) conn_.reset();
+      return written.status();
+    }
+    for (int i = 0; i < written->rows(); ++i) {
+      copy_of[std::string(written->Get(i, 0))] = written->GetInt64(i, 1);
+    }
+  }
   std::vector<IssueResult> ended = copies;
   for (IssueResult& e : ended) {
-    auto it = row_of.find(e.request_id);
-    if (it == row_of.end()) {
-      return absl::InternalError(
-          absl::StrCat("postgres: no row for the copy of request ", e.request_id));
-    }
-    const int i = it->second;
-    if (!rows->IsNull(i, 1) || !rows->IsNull(i, 2)) {
+    if (auto it = copy_of.find(e.request_id); it != copy_of.end()) {
       e.outcome = Outcome::kIssued;
-      e.user_coupon_id = rows->GetInt64(i, rows->IsNull(i, 1) ? 2 : 1);
+      e.user_coupon_id = it->second;
       continue;
     }
     // PostgreSQL knows this user holds a copy that Redis forgot.

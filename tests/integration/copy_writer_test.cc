@@ -126,5 +126,35 @@ TEST_F(CopyWriterTest, ARetryFindsItsCopyAndAnotherRequestOfTheHolderIsAlreadyIs
   EXPECT_EQ(copies->GetInt64(0, 0), 1);
 }
 
+// Chaos redis-kill-aof found this: a resent reservation written by another
+// gateway (or the outbox scheduler) that commits while this writer's
+// statement waits on it was answered ALREADY_ISSUED, though the copy is the
+// request's own.
+TEST_F(CopyWriterTest, ACopyOfTheSameRequestCommittedMeanwhileIsTheRequestsOwn) {
+  const IssueResult copy = Reserved("a", "alice");
+  auto other = pg::Connection::Connect(PgDsn(), absl::Seconds(5));
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE((*other)->Exec("BEGIN").ok());
+  auto theirs = (*other)->Exec(
+      "INSERT INTO user_coupons (coupon_id, user_id, request_id) VALUES ($1, $2, $3)"
+      " RETURNING user_coupon_id",
+      {absl::StrCat(copy.coupon_id), copy.user_id, copy.request_id});
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  CopyWriter writer(Config(absl::ZeroDuration()), redis_.get());
+  absl::Notification done;
+  absl::StatusOr<IssueResult> ended = absl::UnknownError("not yet");
+  writer.Write(copy, [&](absl::StatusOr<IssueResult> e) {
+    ended = std::move(e);
+    done.Notify();
+  });
+  // The writer's insert waits on the other transaction's row.
+  EXPECT_FALSE(done.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  ASSERT_TRUE((*other)->Exec("COMMIT").ok());
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(ended->outcome, Outcome::kIssued);
+  EXPECT_EQ(ended->user_coupon_id, theirs->GetInt64(0, 0));
+}
+
 }  // namespace
 }  // namespace coupon
