@@ -1,8 +1,10 @@
 // The Redis mode's CopyWriter against the real PostgreSQL and Redis: the
 // copies reserved within a round share one commit, the same request twice
 // is one copy, and a user who holds the coupon from another request is
-// ALREADY_ISSUED, as StoreCopy decided them one at a time.
+// ALREADY_ISSUED, as StoreCopy decided them one at a time; a copy whose
+// reservation Redis lost while it waited is not written.
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,8 +13,11 @@
 #include "absl/time/clock.h"
 #include "common/pg/pg.h"
 #include "common/redis/redis.h"
+#include "gateway/results/result_hub.h"
 #include "gtest/gtest.h"
 #include "redis-issuer/copy_writer.h"
+#include "redis-issuer/records.h"
+#include "redis-issuer/redis_issuer.h"
 #include "tests/testing/stack_env.h"
 
 namespace coupon {
@@ -154,6 +159,82 @@ TEST_F(CopyWriterTest, ACopyOfTheSameRequestCommittedMeanwhileIsTheRequestsOwn) 
   ASSERT_TRUE(ended.ok()) << ended.status();
   EXPECT_EQ(ended->outcome, Outcome::kIssued);
   EXPECT_EQ(ended->user_coupon_id, theirs->GetInt64(0, 0));
+}
+
+// Chaos redis-kill-none found this: copies waited seconds in a writer (its
+// statements waited on the other gateway's), Redis was killed and came back
+// empty meanwhile, and the new Redis answered a resent request
+// ALREADY_ISSUED (its user's other request had the user's marker now); then
+// the writer committed the request's copy, reserved before the restart. A
+// copy Redis no longer holds reserved is not written: its caller hears
+// UNAVAILABLE and the answer Redis gave stands.
+TEST_F(CopyWriterTest, ACopyRedisForgotWhileItWaitedIsNotWritten) {
+  struct Call {
+    absl::Notification done;
+    absl::StatusOr<gateway::IssueReply> reply = absl::UnknownError("not yet");
+  };
+  // Declared before the writer, whose last callbacks use them.
+  gateway::ResultHub hub;
+  std::unique_ptr<gateway::RedisIssuer> issuer;
+  Call reserved, other_request, resent;
+  CopyWriter writer(Config(absl::ZeroDuration()), redis_.get());
+  issuer = std::make_unique<gateway::RedisIssuer>(redis_.get(), &writer, &hub, absl::Hours(1));
+  CouponInfo coupon;
+  coupon.coupon_id = coupon_id_;
+  coupon.total_quantity = 10;
+  coupon.remaining_quantity = 10;
+  const std::string user = absl::StrCat(run_, "-alice");
+  const std::string first = absl::StrCat(run_, "-r1"), second = absl::StrCat(run_, "-r2");
+  auto issue = [&](const std::string& request_id, Call& call) {
+    issuer->Issue(gateway::IssueCommand{coupon_id_, user, request_id}, coupon,
+                  absl::Now() + absl::Minutes(1),
+                  [&call](absl::StatusOr<gateway::IssueReply> reply) {
+                    call.reply = std::move(reply);
+                    call.done.Notify();
+                  });
+  };
+
+  // The writer is held: its insert's foreign-key check waits on the coupon.
+  auto other = pg::Connection::Connect(PgDsn(), absl::Seconds(5));
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE((*other)->Exec("BEGIN").ok());
+  ASSERT_TRUE((*other)
+                  ->Exec("SELECT 1 FROM coupons WHERE coupon_id = $1 FOR UPDATE",
+                         {absl::StrCat(coupon_id_)})
+                  .ok());
+  issue(first, reserved);
+  EXPECT_FALSE(reserved.done.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+
+  // Redis restarts empty, as far as this coupon and user go.
+  for (const std::string& key :
+       {redis_issuer::QueueKey(coupon_id_), redis_issuer::LimitKey(coupon_id_),
+        redis_issuer::IssuedKey(coupon_id_, user), redis_issuer::RequestKey(first)}) {
+    ASSERT_TRUE(redis_->Command({"DEL", key}).ok());
+  }
+  ASSERT_TRUE(redis_->Command({"ZREM", redis_issuer::kReservedKey, first}).ok());
+  // The user's other request is reserved now, and the first, resent, is
+  // ALREADY_ISSUED: the new Redis knows the user by the other one.
+  issue(second, other_request);
+  issue(first, resent);
+  ASSERT_TRUE(resent.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(resent.reply.ok()) << resent.reply.status();
+  ASSERT_EQ(resent.reply->outcome, Outcome::kAlreadyIssued);
+
+  ASSERT_TRUE((*other)->Exec("COMMIT").ok());
+  ASSERT_TRUE(reserved.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(other_request.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // The first request's copy was not written: what it was answered holds.
+  EXPECT_TRUE(absl::IsUnavailable(reserved.reply.status()))
+      << (reserved.reply.ok() ? std::string(OutcomeName(reserved.reply->outcome))
+                              : reserved.reply.status().ToString());
+  auto copies = db_->Exec(
+      "SELECT request_id FROM user_coupons WHERE coupon_id = $1",
+      {absl::StrCat(coupon_id_)});
+  ASSERT_TRUE(copies.ok()) << copies.status();
+  ASSERT_EQ(copies->rows(), 1);
+  EXPECT_EQ(std::string(copies->Get(0, 0)), second);
+  ASSERT_TRUE(other_request.reply.ok()) << other_request.reply.status();
+  EXPECT_EQ(other_request.reply->outcome, Outcome::kIssued);
 }
 
 }  // namespace
