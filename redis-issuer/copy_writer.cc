@@ -1,6 +1,9 @@
 #include "redis-issuer/copy_writer.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/domain/status_macros.h"
 #include "common/wire/event_codec.h"
@@ -15,7 +18,9 @@ namespace {
 // gateway's or the outbox scheduler's write of the same reservation, which
 // may commit while this statement runs) or whose user holds the coupon from
 // another request is skipped by the insert; Store tells the two apart with
-// a statement of its own, which sees what committed meanwhile.
+// a statement of its own, which sees what committed meanwhile. It runs in a
+// transaction that commits only once Redis still holds the copies it
+// inserted reserved (Store).
 const std::string& StoreCopiesSql() {
   static const std::string* sql = new std::string(absl::StrCat(
       "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[],"
@@ -81,7 +86,7 @@ void CopyWriter::Handle(std::vector<Item>& round, bool stopping) {
       copies.push_back(item.reserved);
     }
   }
-  absl::StatusOr<std::vector<IssueResult>> stored =
+  absl::StatusOr<std::vector<Ending>> stored =
       stopping ? absl::UnavailableError("gateway: shutting down") : Store(copies);
   if (!stored.ok() && !stopping) {
     // Once more on a fresh connection; a write whose commit was lost with
@@ -100,18 +105,90 @@ void CopyWriter::Handle(std::vector<Item>& round, bool stopping) {
   }
   // The copies are in PostgreSQL now: a failure here leaves the
   // reservations to the outbox scheduler, which finds them written and
-  // settles them alike.
-  Settle(*stored);
+  // settles them alike. A copy Redis forgot has no record to settle: the
+  // one Redis holds now stands.
+  std::vector<IssueResult> settled;
+  for (const Ending& e : *stored) {
+    if (e.ok()) settled.push_back(*e);
+  }
+  if (!settled.empty()) Settle(settled);
   for (Item& item : round) item.done((*stored)[ending.at(item.reserved.request_id)]);
 }
 
-absl::StatusOr<std::vector<IssueResult>> CopyWriter::Store(
+absl::StatusOr<std::vector<CopyWriter::Ending>> CopyWriter::Store(
     const std::vector<IssueResult>& copies) {
   if (!conn_ || !conn_->Reusable()) {
     conn_.reset();
     ASSIGN_OR_RETURN(conn_, pg::Connection::Connect(config_.pg_dsn, config_.connect_timeout,
                                                     config_.session));
   }
+  // What Redis forgot is taken out and the rest written again: rare (Redis
+  // restarted without its data while copies waited here), so simple.
+  std::vector<IssueResult> pending = copies;
+  absl::flat_hash_set<std::string> forgotten;
+  absl::StatusOr<Written> written = Written{};
+  while (!pending.empty()) {
+    written = WriteOnce(pending);
+    if (!written.ok()) {
+      if (!conn_->healthy()) conn_.reset();
+      return written.status();
+    }
+    if (written->forgotten.empty()) break;
+    forgotten.insert(written->forgotten.begin(), written->forgotten.end());
+    pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                 [&](const IssueResult& c) {
+                                   return forgotten.contains(c.request_id);
+                                 }),
+                  pending.end());
+  }
+  absl::flat_hash_map<std::string, int64_t>& copy_of = written->copy_of;
+  if (!written->skipped.empty()) {
+    // Read after the insert committed: a copy of the same request that
+    // another writer committed while it ran is seen here, not by its
+    // snapshot.
+    absl::StatusOr<pg::Result> rows = conn_->Exec(
+        "SELECT request_id, user_coupon_id FROM user_coupons"
+        " WHERE request_id = ANY($1::text[])",
+        {pg::TextArray(written->skipped)});
+    if (!rows.ok()) {
+      if (!conn_->healthy()) conn_.reset();
+      return rows.status();
+    }
+    for (int i = 0; i < rows->rows(); ++i) {
+      copy_of[std::string(rows->Get(i, 0))] = rows->GetInt64(i, 1);
+    }
+  }
+  std::vector<Ending> ended;
+  ended.reserve(copies.size());
+  for (IssueResult e : copies) {
+    if (forgotten.contains(e.request_id)) {
+      LOG(WARNING) << "redis lost the reservation of request " << e.request_id
+                   << " (coupon " << e.coupon_id << ", user " << e.user_id
+                   << ") while its copy waited to be written; not written";
+      ended.push_back(absl::UnavailableError(absl::StrCat(
+          "redis: the reservation of request ", e.request_id,
+          " was lost (Redis restarted without its data) before its copy was "
+          "written; retry with the same request_id")));
+      continue;
+    }
+    if (auto it = copy_of.find(e.request_id); it != copy_of.end()) {
+      e.outcome = Outcome::kIssued;
+      e.user_coupon_id = it->second;
+    } else {
+      // PostgreSQL knows this user holds a copy that Redis forgot.
+      LOG(WARNING) << "redis issued coupon " << e.coupon_id << " to " << e.user_id
+                   << " again (request " << e.request_id
+                   << "); PostgreSQL refused the duplicate";
+      e.outcome = Outcome::kAlreadyIssued;
+      e.user_coupon_id = 0;
+    }
+    ended.push_back(std::move(e));
+  }
+  return ended;
+}
+
+absl::StatusOr<CopyWriter::Written> CopyWriter::WriteOnce(
+    const std::vector<IssueResult>& copies) {
   std::vector<std::string> r, u;
   std::vector<int64_t> c, rem, at;
   for (const IssueResult& copy : copies) {
@@ -121,53 +198,68 @@ absl::StatusOr<std::vector<IssueResult>> CopyWriter::Store(
     rem.push_back(copy.remaining_quantity);
     at.push_back(copy.decided_at);
   }
-  absl::StatusOr<pg::Result> rows =
-      conn_->Exec(StoreCopiesSql(), {pg::TextArray(r), pg::Int64Array(c), pg::TextArray(u),
-                                     pg::Int64Array(rem), pg::Int64Array(at)});
-  if (!rows.ok()) {
-    if (!conn_->healthy()) conn_.reset();
-    return rows.status();
-  }
-  absl::flat_hash_map<std::string, int64_t> copy_of;  // request id -> user_coupon_id
-  std::vector<std::string> skipped;
-  for (int i = 0; i < rows->rows(); ++i) {
-    if (rows->IsNull(i, 1)) {
-      skipped.emplace_back(rows->Get(i, 0));
-    } else {
-      copy_of[std::string(rows->Get(i, 0))] = rows->GetInt64(i, 1);
+  absl::flat_hash_map<std::string, const IssueResult*> by_id;
+  for (const IssueResult& copy : copies) by_id.emplace(copy.request_id, &copy);
+  Written written;
+  absl::Status committed = pg::InTransaction(*conn_, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(pg::Result rows,
+                     conn_->Exec(StoreCopiesSql(),
+                                 {pg::TextArray(r), pg::Int64Array(c), pg::TextArray(u),
+                                  pg::Int64Array(rem), pg::Int64Array(at)}));
+    std::vector<const IssueResult*> inserted;
+    for (int i = 0; i < rows.rows(); ++i) {
+      if (rows.IsNull(i, 1)) {
+        written.skipped.emplace_back(rows.Get(i, 0));
+      } else {
+        std::string id(rows.Get(i, 0));
+        inserted.push_back(by_id.at(id));
+        written.copy_of[std::move(id)] = rows.GetInt64(i, 1);
+      }
     }
-  }
-  if (!skipped.empty()) {
-    // Read after the insert committed: a copy of the same request that
-    // another writer committed while it ran is seen here, not by its
-    // snapshot.
-    absl::StatusOr<pg::Result> written = conn_->Exec(
-        "SELECT request_id, user_coupon_id FROM user_coupons"
-        " WHERE request_id = ANY($1::text[])",
-        {pg::TextArray(skipped)});
-    if (!written.ok()) {
-      if (!conn_->healthy()) conn_.reset();
-      return written.status();
+    // The last moment before the commit: a Redis that restarted without
+    // its data may have decided these requests, or their users' other
+    // ones, otherwise meanwhile; the copies it no longer holds reserved
+    // must not appear now. Skipped copies were written (or refused) by
+    // someone else.
+    ASSIGN_OR_RETURN(written.forgotten, Forgotten(inserted));
+    if (!written.forgotten.empty()) {
+      return absl::AbortedError("redis forgot reserved copies");
     }
-    for (int i = 0; i < written->rows(); ++i) {
-      copy_of[std::string(written->Get(i, 0))] = written->GetInt64(i, 1);
-    }
+    return absl::OkStatus();
+  });
+  if (!committed.ok() && written.forgotten.empty()) return committed;
+  if (!written.forgotten.empty()) {
+    written.copy_of.clear();
+    written.skipped.clear();
   }
-  std::vector<IssueResult> ended = copies;
-  for (IssueResult& e : ended) {
-    if (auto it = copy_of.find(e.request_id); it != copy_of.end()) {
-      e.outcome = Outcome::kIssued;
-      e.user_coupon_id = it->second;
-      continue;
-    }
-    // PostgreSQL knows this user holds a copy that Redis forgot.
-    LOG(WARNING) << "redis issued coupon " << e.coupon_id << " to " << e.user_id
-                 << " again (request " << e.request_id
-                 << "); PostgreSQL refused the duplicate";
-    e.outcome = Outcome::kAlreadyIssued;
-    e.user_coupon_id = 0;
+  return written;
+}
+
+absl::StatusOr<absl::flat_hash_set<std::string>> CopyWriter::Forgotten(
+    const std::vector<const IssueResult*>& copies) {
+  absl::flat_hash_set<std::string> forgotten;
+  if (copies.empty()) return forgotten;
+  std::vector<std::string> argv = {"MGET"};
+  for (const IssueResult* copy : copies) argv.push_back(RequestKey(copy->request_id));
+  ASSIGN_OR_RETURN(redis::Reply reply, redis_->Command(argv));
+  if (reply.type != redis::Reply::Type::kArray || reply.elements.size() != copies.size()) {
+    return absl::UnavailableError(absl::StrCat(
+        "redis: unexpected answer to MGET of the reserved copies: ", reply.str));
   }
-  return ended;
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const IssueResult& copy = *copies[i];
+    const redis::Reply& text = reply.elements[i];
+    absl::StatusOr<Record> record =
+        text.type == redis::Reply::Type::kString
+            ? ParseRecord(copy.request_id, text.str)
+            : absl::NotFoundError("no record");
+    // Reserved, or (a record from before records carried the copy's id)
+    // ISSUED: the copy is still this request's to write.
+    const bool held = record.ok() && record->result.BelongsTo(copy.coupon_id, copy.user_id) &&
+                      (record->reserved || record->result.outcome == Outcome::kIssued);
+    if (!held) forgotten.insert(copy.request_id);
+  }
+  return forgotten;
 }
 
 void CopyWriter::Settle(const std::vector<IssueResult>& settled) {

@@ -54,6 +54,12 @@ class CopyWriterTest : public ::testing::Test {
     r.outcome = Outcome::kIssued;
     r.remaining_quantity = 9;
     r.decided_at = absl::ToUnixMicros(absl::Now());
+    // As the decide script leaves it: the writer writes only what Redis
+    // still holds reserved.
+    EXPECT_TRUE(redis_
+                    ->Command({"SET", redis_issuer::RequestKey(r.request_id),
+                               redis_issuer::FormatRecord(r, /*reserved=*/true)})
+                    .ok());
     return r;
   }
 
