@@ -20,13 +20,16 @@ namespace {
 // another request is skipped by the insert; Store tells the two apart with
 // a statement of its own, which sees what committed meanwhile. It runs in a
 // transaction that commits only once Redis still holds the copies it
-// inserted reserved (Store).
+// inserted reserved (Store). Two gateways write the same resent
+// reservations: the rows go in one order, (coupon, user, request), so that
+// their statements wait on each other's rows only in turn, never in a
+// circle that only lock_timeout would break.
 const std::string& StoreCopiesSql() {
   static const std::string* sql = new std::string(absl::StrCat(
       "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[],"
       "   $4::bigint[], $5::bigint[]) AS x(r, c, u, rem, at)),"
       " ins AS (INSERT INTO user_coupons (coupon_id, user_id, request_id, issued_at)"
-      "   SELECT c, u, r, ", pg::MicrosToTimestamp("at"), " FROM x"
+      "   SELECT c, u, r, ", pg::MicrosToTimestamp("at"), " FROM x ORDER BY c, u, r"
       "   ON CONFLICT DO NOTHING RETURNING request_id, user_coupon_id),"
       " res AS (INSERT INTO issue_results (request_id, coupon_id, user_id, outcome,"
       "   user_coupon_id, remaining_quantity, decided_at)"
