@@ -122,9 +122,10 @@ struct OutboxMetrics {
                                 "to PostgreSQL, settled by the scheduler: "
                                 "written (the user holds it now) or duplicate "
                                 "(PostgreSQL holds the user's other copy: "
-                                "ALREADY_ISSUED).",
+                                "ALREADY_ISSUED); refused counts the tries "
+                                "PostgreSQL refused (the copy stays reserved).",
                                 {"result"})) {
-    for (const char* r : {"written", "duplicate"}) reconciled.WithLabelValues({r});
+    for (const char* r : {"written", "duplicate", "refused"}) reconciled.WithLabelValues({r});
     passes.WithLabelValues({"ok"});
     passes.WithLabelValues({"error"});
     for (const char* r : {"done", "retried", "failed"}) processed.WithLabelValues({r});
@@ -453,9 +454,24 @@ absl::Status OutboxScheduler::Reconcile(PassStats& stats) {
       r.outcome = Outcome::kAlreadyIssued;
       ++stats.reconciled_duplicates;
       m.reconciled.WithLabelValues({"duplicate"}).Inc();
-    } else if (!id.ok()) {
-      if (!conn_->healthy()) conn_.reset();
+    } else if (!id.ok() && !conn_->healthy()) {
+      conn_.reset();  // PostgreSQL is gone: the pass ends here
       return id.status();
+    } else if (!id.ok()) {
+      // PostgreSQL refused this copy itself (a constraint, a trigger, its
+      // coupon row deleted by hand). It stays reserved and goes to the back
+      // of the line, so that the copies reserved after it are not held up:
+      // a pass begins with the oldest.
+      LOG(WARNING) << "outbox: request " << request_id << " of coupon " << r.coupon_id
+                   << ": its reserved copy could not be written: " << id.status()
+                   << "; tried again in " << config_.reconcile_after;
+      ++stats.reconcile_failures;
+      m.reconciled.WithLabelValues({"refused"}).Inc();
+      RETURN_IF_ERROR(redis_->Command({"ZADD", kReservedKey, "XX",
+                                       absl::StrCat(absl::ToUnixMicros(absl::Now())),
+                                       request_id})
+                          .status());
+      continue;
     } else {
       r.user_coupon_id = *id;
       ++stats.reconciled;

@@ -97,6 +97,63 @@ TEST(RedisReservationTest, ACopyPostgreSQLRefusedIsWrittenByTheSchedulerAndReada
   EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM user_coupons WHERE coupon_id = $1", {c}), 1);
 }
 
+// A reserved copy PostgreSQL keeps refusing (here a trigger; in the wild a
+// coupon row deleted by hand) must not hold up the copies reserved after it:
+// the scheduler's pass used to stop at the oldest copy's error, every pass.
+TEST(RedisReservationTest, ACopyThatCannotBeWrittenDoesNotHoldUpTheOthers) {
+  IssuanceStack stack;
+  stack.AddGateway(absl::Minutes(1), "redis");
+  const int64_t stuck = stack.CreateCoupon(5, "refused for good").coupon_id();
+  const int64_t fine = stack.CreateCoupon(5, "refused once").coupon_id();
+  pg::Connection& db = stack.db();
+  ASSERT_TRUE(db.Exec("CREATE OR REPLACE FUNCTION coupon_test_refuse() RETURNS trigger "
+                      "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by "
+                      "the test'; END $$")
+                  .ok());
+  for (int64_t coupon : {stuck, fine}) {
+    ASSERT_TRUE(db.Exec(absl::StrCat("CREATE TRIGGER coupon_test_refuse_", coupon,
+                                     " BEFORE INSERT ON user_coupons FOR EACH ROW WHEN "
+                                     "(NEW.coupon_id = ", coupon,
+                                     ") EXECUTE FUNCTION coupon_test_refuse()"))
+                    .ok());
+  }
+  // The stuck copy is reserved first: the oldest, where a pass begins.
+  for (int64_t coupon : {stuck, fine}) {
+    std::vector<IssueCall> calls = {{"carol", absl::StrCat("held-up-", coupon), {}, {}}};
+    IssueConcurrently(stack.stub(), coupon, calls);
+    ASSERT_EQ(calls[0].status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << calls[0].status.error_message();
+  }
+  ASSERT_TRUE(db.Exec(absl::StrCat("DROP TRIGGER coupon_test_refuse_", fine, " ON user_coupons"))
+                  .ok());
+  absl::SleepFor(absl::Seconds(2));
+  outbox::OutboxConfig config;
+  config.pg_dsn = PgDsn();
+  config.redis_addr = RedisAddr();
+  config.reconcile_after = absl::Seconds(1);
+  config.only_coupon_ids = {stuck, fine};
+  auto scheduler = outbox::OutboxScheduler::Create(config);
+  ASSERT_TRUE(scheduler.ok()) << scheduler.status();
+  auto pass = (*scheduler)->RunOnce();
+  ASSERT_TRUE(pass.ok()) << pass.status();
+  EXPECT_EQ(pass->reconciled, 1) << "the writable copy waited behind the refused one";
+  EXPECT_EQ(pass->reconcile_failures, 1);
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM user_coupons WHERE request_id = $1",
+                     {absl::StrCat("held-up-", fine)}),
+            1);
+  // The refused copy stays reserved, and is tried again once PostgreSQL
+  // takes it: exactly one copy in the end.
+  ASSERT_TRUE(db.Exec(absl::StrCat("DROP TRIGGER coupon_test_refuse_", stuck, " ON user_coupons"))
+                  .ok());
+  absl::SleepFor(absl::Seconds(2));
+  auto again = (*scheduler)->RunOnce();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->reconciled, 1);
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM user_coupons WHERE request_id = $1",
+                     {absl::StrCat("held-up-", stuck)}),
+            1);
+}
+
 TEST(RedisReservationTest, ARetryFinishesTheWriteItself) {
   IssuanceStack stack;
   stack.AddGateway(absl::Minutes(1), "redis");
