@@ -319,13 +319,15 @@ check_invariants() {
   log "every run held every invariant"
 }
 
-# empty_tables: the sales' tables emptied (TRUNCATE: instant), so that every
-# sitting starts from the same database, not from the rows of all before it.
-# Coupon ids keep counting up (no RESTART IDENTITY): Redis' keys of old
-# coupons never meet a new one.
+# empty_tables: the sales' tables emptied (TRUNCATE: instant), and the local
+# stack's Redis with them (its reservations and records name those rows), so
+# that every sitting starts from the same stores, not from the rows of all
+# before it. Coupon ids keep counting up (no RESTART IDENTITY).
 empty_tables() {
   psql_coupon "TRUNCATE issue_results, coupon_outbox, user_coupons, coupons" >/dev/null
   psql_coupon "VACUUM ANALYZE" >/dev/null
+  redis-cli -h "${REDIS_ADDR%:*}" -p "${REDIS_ADDR##*:}" FLUSHDB >/dev/null ||
+    die "FLUSHDB on Redis at $REDIS_ADDR failed"
 }
 
 # worker_sums: worker-1's histogram sums and counts from its /metrics, one
