@@ -127,6 +127,20 @@ bool Convert(const redisReply& in, Reply* out) {
   }
 }
 
+// argv as hiredis takes it: pointers and lengths, valid while argv lives.
+struct ArgvView {
+  explicit ArgvView(const std::vector<std::string>& argv) {
+    args.reserve(argv.size());
+    lens.reserve(argv.size());
+    for (const std::string& a : argv) {
+      args.push_back(a.data());
+      lens.push_back(a.size());
+    }
+  }
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+};
+
 }  // namespace
 
 absl::Status ParseAddr(const std::string& addr, std::string* host, int* port) {
@@ -226,23 +240,10 @@ absl::StatusOr<std::optional<Reply>> Connection::Receive(absl::Duration wait) {
   return std::optional<Reply>(std::move(reply));
 }
 
-absl::StatusOr<Reply> Connection::Command(
-    const std::vector<std::string>& argv) {
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const std::string& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  errno = 0;
-  auto* raw = static_cast<redisReply*>(redisCommandArgv(
-      ctx_, static_cast<int>(argv.size()), args.data(), lens.data()));
-  const int command_errno = errno;
+absl::StatusOr<Reply> Connection::FromRaw(void* raw_reply, int errnum) {
+  auto* raw = static_cast<redisReply*>(raw_reply);
   if (raw == nullptr) {
-    return ToStatus(Stage::kCommand, addr_, ctx_, command_errno,
-                    command_timeout_, "");
+    return ToStatus(Stage::kCommand, addr_, ctx_, errnum, command_timeout_, "");
   }
   Reply reply;
   const bool converted = Convert(*raw, &reply);
@@ -259,6 +260,38 @@ absl::StatusOr<Reply> Connection::Command(
         absl::StrCat("redis: ", addr_, " cannot serve yet: ", reply.str));
   }
   return reply;
+}
+
+absl::StatusOr<Reply> Connection::Command(
+    const std::vector<std::string>& argv) {
+  ArgvView view(argv);
+  errno = 0;
+  void* raw = redisCommandArgv(ctx_, static_cast<int>(argv.size()),
+                               view.args.data(), view.lens.data());
+  return FromRaw(raw, errno);
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Connection::Pipeline(
+    const std::vector<std::vector<std::string>>& commands) {
+  for (const std::vector<std::string>& argv : commands) {
+    ArgvView view(argv);
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), view.args.data(),
+                               view.lens.data()) != REDIS_OK) {
+      return ToStatus(Stage::kCommand, addr_, ctx_, errno, command_timeout_, "");
+    }
+  }
+  std::vector<absl::StatusOr<Reply>> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    errno = 0;
+    // The first call writes the whole buffer; each reads until its reply.
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+      return ToStatus(Stage::kCommand, addr_, ctx_, errno, command_timeout_, "");
+    }
+    replies.push_back(FromRaw(raw, errno));
+  }
+  return replies;
 }
 
 Pool::Pool(RedisConfig config)

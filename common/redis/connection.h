@@ -39,6 +39,13 @@ class Connection {
   // means the connection is broken (see healthy()).
   absl::StatusOr<Reply> Command(const std::vector<std::string>& argv);
 
+  // Redis pipelining: writes every command at once, then reads their
+  // replies in order. Each reply is what Command would have answered. A
+  // failed status for the whole call means the connection broke: how many
+  // of the commands ran is unknown.
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Pipeline(
+      const std::vector<std::vector<std::string>>& commands);
+
   // Waits up to `wait` for the next reply the server pushes (pub/sub
   // messages after SUBSCRIBE). nullopt when none came; a failed status means
   // the connection is broken.
@@ -53,6 +60,9 @@ class Connection {
   bool Reusable() const { return healthy() && !PeerClosed(); }
 
  private:
+  // A reply of hiredis' (owned, freed here) as Command answers it.
+  absl::StatusOr<Reply> FromRaw(void* raw, int errnum);
+
   Connection(redisContext* ctx, std::string addr,
              absl::Duration command_timeout)
       : ctx_(ctx), addr_(std::move(addr)), command_timeout_(command_timeout) {}

@@ -5,9 +5,11 @@
 // in connection.cc). This header includes no hiredis.
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +20,7 @@
 
 namespace coupon::redis {
 
+class Connection;
 class Pool;
 
 // Filled from the --redis_* flags in main.cc; validated before use.
@@ -86,6 +89,52 @@ class Client {
 
   const absl::Duration command_timeout_;
   std::unique_ptr<Pool> pool_;
+};
+
+/// Runs commands without blocking its callers. What they queue meanwhile is
+/// written to Redis at once on one connection of its own (pipelining), from
+/// its own thread, and each caller's `done` runs on that thread with its
+/// reply, in the order the calls were queued. So `done` must not block: it
+/// holds up every call behind it. Failures are as Client's: UNAVAILABLE when
+/// Redis cannot be reached or did not answer (the command may have run), and
+/// at once when `max_queued` calls wait already or the client is being
+/// destroyed (the command did not run). Eval reloads a script on NOSCRIPT;
+/// the Script must outlive the call. Thread-safe; the destructor fails what
+/// is still queued, then joins the thread.
+class AsyncClient {
+ public:
+  using Done = std::function<void(absl::StatusOr<Reply>)>;
+
+  // Validates `config`; does not require Redis to be up.
+  static absl::StatusOr<std::unique_ptr<AsyncClient>> Create(
+      const RedisConfig& config, size_t max_queued = 65536);
+  ~AsyncClient();
+  AsyncClient(const AsyncClient&) = delete;
+  AsyncClient& operator=(const AsyncClient&) = delete;
+
+  void Command(std::vector<std::string> argv, Done done);
+  void Eval(const Script& script, const std::vector<std::string>& keys,
+            const std::vector<std::string>& args, Done done);
+
+ private:
+  struct Call {
+    std::vector<std::string> argv;
+    const Script* script = nullptr;  // Eval's, for NOSCRIPT
+    Done done;
+  };
+  AsyncClient(RedisConfig config, size_t max_queued);
+  void Enqueue(Call call);
+  void Run();
+  // Sends `calls` on `conn` (connecting it first when needed) and answers them.
+  void Send(std::unique_ptr<Connection>& conn, std::vector<Call>& calls);
+
+  const RedisConfig config_;
+  const size_t max_queued_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::vector<Call> queue_;  // guarded by mu_
+  bool stop_ = false;        // guarded by mu_
+  std::thread thread_;
 };
 
 /// Receives the messages of one pub/sub channel on a connection of its own,

@@ -8,6 +8,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -323,6 +327,170 @@ TEST_F(RedisClientTest, ConnectionClosedByTheServerIsNotReused) {
   const Reply new_id = Run(*client, {"CLIENT", "ID"});
   EXPECT_EQ(new_id.type, Reply::Type::kInteger);
   EXPECT_NE(new_id.integer, id.integer);
+}
+
+// --- AsyncClient: calls queued from many threads, pipelined on one connection.
+
+// The replies of `n` async calls, waited for.
+class Replies {
+ public:
+  AsyncClient::Done Slot(int i) {
+    return [this, i](absl::StatusOr<Reply> r) {
+      std::lock_guard<std::mutex> lock(mu_);
+      got_[i] = std::move(r);
+      order_.push_back(i);
+      cv_.notify_all();
+    };
+  }
+  // Every slot answered within `wait`.
+  bool WaitAll(size_t n, absl::Duration wait = absl::Seconds(30)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoMilliseconds(wait),
+                        [&] { return got_.size() == n; });
+  }
+  std::map<int, absl::StatusOr<Reply>> got() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return got_;
+  }
+  std::vector<int> order() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return order_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int, absl::StatusOr<Reply>> got_;
+  std::vector<int> order_;
+};
+
+std::unique_ptr<AsyncClient> MustCreateAsync(const RedisConfig& config, size_t max_queued = 65536) {
+  auto client = AsyncClient::Create(config, max_queued);
+  EXPECT_THAT(client, IsOk());
+  return client.ok() ? std::move(*client) : nullptr;
+}
+
+TEST_F(RedisClientTest, AsyncCallsFromManyThreadsEachGetTheirOwnReply) {
+  constexpr int kThreads = 8;
+  constexpr int kCalls = 1000;
+  std::unique_ptr<AsyncClient> async = MustCreateAsync(TestConfig());
+  ASSERT_NE(async, nullptr);
+  const std::string counter = Key("counter");
+  Replies replies;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        const int id = t * kCalls + i;
+        // Each call's own key echoes its id back: a reply given to the wrong
+        // caller shows.
+        async->Command({"SET", Key(absl::StrCat("k", id)), absl::StrCat(id), "GET"},
+                       [&, id](absl::StatusOr<Reply>) {});
+        async->Command({"INCR", counter}, replies.Slot(id));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_TRUE(replies.WaitAll(kThreads * kCalls));
+  std::set<int64_t> values;
+  for (auto& [id, r] : replies.got()) {
+    ASSERT_THAT(r, IsOk()) << id;
+    ASSERT_EQ(r->type, Reply::Type::kInteger) << id;
+    values.insert(r->integer);
+  }
+  // Every INCR ran once, and each caller got a reply of its own.
+  EXPECT_EQ(values.size(), static_cast<size_t>(kThreads * kCalls));
+  EXPECT_EQ(*values.begin(), 1);
+  EXPECT_EQ(*values.rbegin(), kThreads * kCalls);
+  EXPECT_THAT(Run({"GET", Key("k4321")}), IsString("4321"));
+}
+
+TEST_F(RedisClientTest, AsyncRepliesComeInTheOrderQueued) {
+  std::unique_ptr<AsyncClient> async = MustCreateAsync(TestConfig());
+  ASSERT_NE(async, nullptr);
+  Replies replies;
+  constexpr int kCalls = 3000;
+  for (int i = 0; i < kCalls; ++i) {
+    async->Command({"RPUSH", Key("list"), absl::StrCat(i)}, replies.Slot(i));
+  }
+  ASSERT_TRUE(replies.WaitAll(kCalls));
+  std::vector<int> order = replies.order();
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_EQ(order[i], i);
+    ASSERT_THAT(replies.got()[i], IsOk());
+    EXPECT_THAT(*replies.got()[i], IsInteger(i + 1));
+  }
+}
+
+TEST_F(RedisClientTest, AsyncEvalRecoversFromNoscript) {
+  std::unique_ptr<AsyncClient> async = MustCreateAsync(TestConfig());
+  ASSERT_NE(async, nullptr);
+  const Script script(absl::StrCat("-- async ", prefix_, "\nreturn redis.call('INCR', KEYS[1])"));
+  EXPECT_THAT(Run({"SCRIPT", "FLUSH"}), IsStatusReply("OK"));
+  Replies replies;
+  for (int i = 0; i < 3; ++i) async->Eval(script, {Key("counter")}, {}, replies.Slot(i));
+  ASSERT_TRUE(replies.WaitAll(3));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_THAT(replies.got()[i], IsOk());
+    EXPECT_THAT(*replies.got()[i], IsInteger(i + 1));
+  }
+}
+
+TEST_F(RedisClientTest, AsyncCallAfterTheServerClosedTheConnectionReconnects) {
+  std::unique_ptr<AsyncClient> async = MustCreateAsync(TestConfig());
+  ASSERT_NE(async, nullptr);
+  Replies first;
+  async->Command({"CLIENT", "ID"}, first.Slot(0));
+  ASSERT_TRUE(first.WaitAll(1));
+  ASSERT_THAT(first.got()[0], IsOk());
+  const int64_t id = first.got()[0]->integer;
+  EXPECT_THAT(Run({"CLIENT", "KILL", "ID", absl::StrCat(id)}), IsInteger(1));
+  Replies second;
+  async->Command({"CLIENT", "ID"}, second.Slot(0));
+  ASSERT_TRUE(second.WaitAll(1));
+  ASSERT_THAT(second.got()[0], IsOk());
+  EXPECT_NE(second.got()[0]->integer, id);
+}
+
+TEST(AsyncClientDownTest, UnreachableAddressIsUnavailableAndEveryCallIsAnswered) {
+  RedisConfig config;
+  config.addr = "127.0.0.1:1";  // nothing listens on port 1
+  std::unique_ptr<AsyncClient> async = MustCreateAsync(config);
+  ASSERT_NE(async, nullptr);
+  Replies replies;
+  for (int i = 0; i < 100; ++i) async->Command({"PING"}, replies.Slot(i));
+  ASSERT_TRUE(replies.WaitAll(100));
+  for (auto& [i, r] : replies.got()) {
+    EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable,
+                            HasSubstr("redis: cannot connect to 127.0.0.1:1")))
+        << i;
+  }
+}
+
+TEST_F(RedisClientTest, AsyncQueueFullIsUnavailableAtOnceAndDestroyAnswersTheRest) {
+  // One slow call holds the connection; what queues behind it is bounded.
+  RedisConfig config = TestConfig();
+  config.command_timeout = absl::Seconds(5);
+  std::unique_ptr<AsyncClient> async = MustCreateAsync(config, /*max_queued=*/2);
+  ASSERT_NE(async, nullptr);
+  Replies replies;
+  async->Command({"BLPOP", Key("never"), "1"}, replies.Slot(0));
+  // Until Redis holds the BLPOP, it may still sit in the queue.
+  const absl::Time until = absl::Now() + absl::Seconds(5);
+  while (Run({"INFO", "clients"}).str.find("blocked_clients:0") != std::string::npos) {
+    ASSERT_LT(absl::Now(), until) << "the BLPOP never reached Redis";
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  async->Command({"PING"}, replies.Slot(1));
+  async->Command({"PING"}, replies.Slot(2));
+  async->Command({"PING"}, replies.Slot(3));  // the third waiting: refused
+  {
+    auto got = replies.got();
+    ASSERT_EQ(got.count(3), 1u) << "a call beyond max_queued was not refused at once";
+    EXPECT_THAT(got[3], StatusIs(absl::StatusCode::kUnavailable, HasSubstr("wait already")));
+  }
+  async.reset();  // the queued calls are answered, none is left hanging
+  ASSERT_TRUE(replies.WaitAll(4, absl::Seconds(1)));
 }
 
 TEST(RedisClientDownTest, UnreachableAddressIsUnavailableNamingIt) {
