@@ -49,6 +49,9 @@ struct GatewayServer::Parts {
   std::unique_ptr<AnswerRecorder> recorder;
   // Redis mode: its callbacks publish to the hub, destroyed after it.
   std::unique_ptr<redis_issuer::CopyWriter> copies;
+  // Redis mode: its callbacks finish the issuer's decisions (and hand copies
+  // to the writer), so it stops first and answers what still waits.
+  std::unique_ptr<redis::AsyncClient> redis_async;
   std::unique_ptr<AdminAuthorizer> admin;
   std::unique_ptr<UserRateLimiter> limiter;
   std::unique_ptr<IssueService> issue;
@@ -178,7 +181,11 @@ absl::Status StartRedisMode(const GatewayConfig& config,
   copies.rounds.batch_wait = config.answer_batch_wait;
   copies.record_ttl = config.redis_record_ttl;
   p.copies = std::make_unique<redis_issuer::CopyWriter>(copies, p.redis.get());
-  p.redis_issuer = std::make_unique<RedisIssuer>(p.redis.get(), p.copies.get(), p.hub.get(),
+  auto async = redis::AsyncClient::Create(redis_config);
+  if (!async.ok()) return async.status();
+  p.redis_async = std::move(*async);
+  p.redis_issuer = std::make_unique<RedisIssuer>(p.redis_async.get(), p.redis.get(),
+                                                 p.copies.get(), p.hub.get(),
                                                  config.redis_record_ttl);
   p.redis_store = std::make_unique<RedisAwareStore>(p.store.get(), p.redis_issuer.get());
   p.results = std::make_unique<redis::Subscriber>(

@@ -125,9 +125,11 @@ absl::StatusOr<Tagged> TaggedRecord(const absl::StatusOr<redis::Reply>& reply,
 
 }  // namespace
 
-RedisIssuer::RedisIssuer(redis::Client* redis, redis_issuer::CopyWriter* copies,
-                         ResultHub* hub, absl::Duration record_ttl, Clock clock)
-    : redis_(redis),
+RedisIssuer::RedisIssuer(redis::AsyncClient* async, redis::Client* redis,
+                         redis_issuer::CopyWriter* copies, ResultHub* hub,
+                         absl::Duration record_ttl, Clock clock)
+    : async_(async),
+      redis_(redis),
       copies_(copies),
       hub_(hub),
       record_ttl_(record_ttl),
@@ -136,17 +138,27 @@ RedisIssuer::RedisIssuer(redis::Client* redis, redis_issuer::CopyWriter* copies,
       record_known_(kRecordKnownScript) {}
 
 void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
-                        absl::Time deadline, IssueDone done) {
+                        absl::Time /*deadline: bounded by the Redis timeouts*/,
+                        IssueDone done) {
   const UnixMicros now_us = absl::ToUnixMicros(clock_());
-  auto tagged = TaggedRecord(
-      redis_->Eval(decide_,
-                   {QueueKey(cmd.coupon_id), IssuedKey(cmd.coupon_id, cmd.user_id),
-                    LimitKey(cmd.coupon_id), RequestKey(cmd.request_id),
-                    kReservedKey},
-                   {cmd.user_id, cmd.request_id, absl::StrCat(coupon.total_quantity),
-                    absl::StrCat(now_us), absl::StrCat(cmd.coupon_id),
-                    absl::StrCat(absl::ToInt64Seconds(record_ttl_))}),
-      cmd.request_id);
+  std::vector<std::string> keys = {QueueKey(cmd.coupon_id),
+                                   IssuedKey(cmd.coupon_id, cmd.user_id),
+                                   LimitKey(cmd.coupon_id), RequestKey(cmd.request_id),
+                                   kReservedKey};
+  std::vector<std::string> args = {cmd.user_id, cmd.request_id,
+                                   absl::StrCat(coupon.total_quantity), absl::StrCat(now_us),
+                                   absl::StrCat(cmd.coupon_id),
+                                   absl::StrCat(absl::ToInt64Seconds(record_ttl_))};
+  async_->Eval(decide_, keys, args,
+               [this, cmd = std::move(cmd), done = std::move(done)](
+                   absl::StatusOr<redis::Reply> reply) mutable {
+                 Decided(std::move(cmd), std::move(reply), std::move(done));
+               });
+}
+
+void RedisIssuer::Decided(IssueCommand cmd, absl::StatusOr<redis::Reply> reply,
+                          IssueDone done) {
+  auto tagged = TaggedRecord(reply, cmd.request_id);
   if (!tagged.ok()) return done(tagged.status());
   auto& [tag, record, position] = *tagged;
   IssueResult& result = record.result;
@@ -172,11 +184,12 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
     hub_->Publish(result);
     // For the other gateways' watchers; a lost message costs them only a live
     // notification (request-id watches read Redis and PostgreSQL).
-    absl::StatusOr<redis::Reply> published =
-        redis_->Command({"PUBLISH", kResultChannel, EncodeIssueResult(result)});
-    if (!published.ok()) {
-      LOG_EVERY_N(WARNING, 100) << published.status();
-    }
+    async_->Command({"PUBLISH", kResultChannel, EncodeIssueResult(result)},
+                    [](absl::StatusOr<redis::Reply> published) {
+                      if (!published.ok()) {
+                        LOG_EVERY_N(WARNING, 100) << published.status();
+                      }
+                    });
   }
   done(IssueReply{cmd.request_id, result.outcome, result.user_coupon_id, position});
 }
@@ -186,26 +199,31 @@ void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
                               IssueDone done) {
   IssueResult held = r;
   held.outcome = Outcome::kAlreadyIssued;
-  auto tagged = TaggedRecord(
-      redis_->Eval(record_known_,
-                   {RequestKey(cmd.request_id), IssuedKey(cmd.coupon_id, cmd.user_id),
-                    QueueKey(cmd.coupon_id)},
-                   {FormatRecord(r), std::string(OutcomeName(r.outcome)), cmd.user_id,
-                    FormatRecord(held),
-                    absl::StrCat(absl::ToInt64Seconds(record_ttl_))}),
-      cmd.request_id);
-  if (!tagged.ok()) return done(tagged.status());
-  auto& [tag, record, unused_position] = *tagged;
-  if (!record.result.BelongsTo(cmd.coupon_id, cmd.user_id)) {
-    return done(RequestIdReused(cmd.request_id));
-  }
-  if (tag == "REPLAY") {
-    // Decided before, maybe on another gateway: the decide script replays
-    // that result (and finishes its PostgreSQL write if it was a copy).
-    return Issue(std::move(cmd), coupon, deadline, std::move(done));
-  }
-  hub_->Remember(record.result);
-  done(IssueReply{cmd.request_id, record.result.outcome, 0, std::nullopt});
+  std::vector<std::string> keys = {RequestKey(cmd.request_id),
+                                   IssuedKey(cmd.coupon_id, cmd.user_id),
+                                   QueueKey(cmd.coupon_id)};
+  std::vector<std::string> args = {FormatRecord(r), std::string(OutcomeName(r.outcome)),
+                                   cmd.user_id, FormatRecord(held),
+                                   absl::StrCat(absl::ToInt64Seconds(record_ttl_))};
+  async_->Eval(
+      record_known_, keys, args,
+      [this, cmd = std::move(cmd), coupon, deadline, done = std::move(done)](
+          absl::StatusOr<redis::Reply> reply) mutable {
+        auto tagged = TaggedRecord(reply, cmd.request_id);
+        if (!tagged.ok()) return done(tagged.status());
+        auto& [tag, record, unused_position] = *tagged;
+        if (!record.result.BelongsTo(cmd.coupon_id, cmd.user_id)) {
+          return done(RequestIdReused(cmd.request_id));
+        }
+        if (tag == "REPLAY") {
+          // Decided before, maybe on another gateway: the decide script
+          // replays that result (and finishes its PostgreSQL write if it was
+          // a copy).
+          return Issue(std::move(cmd), coupon, deadline, std::move(done));
+        }
+        hub_->Remember(record.result);
+        done(IssueReply{cmd.request_id, record.result.outcome, 0, std::nullopt});
+      });
 }
 
 absl::StatusOr<std::vector<IssueResult>> RedisIssuer::FindRecords(

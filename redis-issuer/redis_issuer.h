@@ -23,15 +23,18 @@ namespace coupon::gateway {
 /// When that write fails the caller hears UNAVAILABLE ("retry with the same
 /// request_id", which finishes it), and if nobody retries, the outbox
 /// scheduler writes the copy: a copy Redis counts always ends up held.
-/// The outbox scheduler also decrements the stock later. Thread-safe; blocks
-/// the calling thread for the Redis round trip of the decision, not for the
-/// PostgreSQL write (the answer comes from the writer's thread). Its
-/// collaborators must outlive it.
+/// The outbox scheduler also decrements the stock later. Thread-safe; never
+/// blocks the calling thread (a gRPC callback thread): the decision goes to
+/// Redis pipelined with the others meanwhile (redis::AsyncClient), and the
+/// answer comes from that client's thread, or from the copy writer's once
+/// the copy is in PostgreSQL. Its collaborators must outlive it.
 class RedisIssuer final : public Issuer {
  public:
   using Clock = std::function<absl::Time()>;
 
-  RedisIssuer(redis::Client* redis, redis_issuer::CopyWriter* copies, ResultHub* hub,
+  // `async` decides and records; `redis` serves FindRecords' reads.
+  RedisIssuer(redis::AsyncClient* async, redis::Client* redis,
+              redis_issuer::CopyWriter* copies, ResultHub* hub,
               absl::Duration record_ttl, Clock clock = absl::Now);
 
   void Issue(IssueCommand command, const CouponInfo& coupon,
@@ -50,6 +53,11 @@ class RedisIssuer final : public Issuer {
       const std::vector<std::string>& request_ids);
 
  private:
+  // The rest of Issue, on the Redis client's thread, with the script's reply.
+  void Decided(IssueCommand cmd, absl::StatusOr<redis::Reply> reply,
+               IssueDone done);
+
+  redis::AsyncClient* async_;
   redis::Client* redis_;
   redis_issuer::CopyWriter* copies_;
   ResultHub* hub_;

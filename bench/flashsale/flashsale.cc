@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -23,6 +24,7 @@
 #include "common/redis/redis.h"
 #include "glog/logging.h"
 #include "grpcpp/grpcpp.h"
+#include "redis-issuer/records.h"
 
 namespace coupon::bench {
 namespace {
@@ -299,6 +301,38 @@ absl::StatusOr<int64_t> RedisDecisions(const std::string& addr) {
   return 0;
 }
 
+// The Redis issuer's copies reserved but not yet written: a call answered
+// UNAVAILABLE whose client gave up leaves one for the outbox scheduler,
+// which writes it after its --reconcile_after. Waits until Redis lists none
+// of this run's request ids (they all begin with `run_id`) as reserved.
+absl::Status AwaitReservationsSettled(const std::string& addr, const std::string& run_id,
+                                      absl::Duration timeout) {
+  redis::RedisConfig config;
+  config.addr = addr;
+  config.pool_size = 1;
+  absl::StatusOr<std::unique_ptr<redis::Client>> client = redis::Client::Create(config);
+  if (!client.ok()) return client.status();
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    absl::StatusOr<redis::Reply> reserved =
+        (*client)->Command({"ZRANGE", redis_issuer::kReservedKey, "0", "-1"});
+    int64_t ours = 0;
+    if (reserved.ok()) {
+      for (const redis::Reply& id : reserved->elements) {
+        if (absl::StartsWith(id.str, run_id)) ++ours;
+      }
+      if (ours == 0) return absl::OkStatus();
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          reserved.ok() ? absl::StrCat(ours, " copies still reserved in Redis")
+                        : reserved.status().ToString(),
+          " after ", absl::FormatDuration(timeout)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 // The Redis issuer leaves coupons.remaining_quantity to the outbox scheduler.
 // Waits until none of the run's outbox rows is PENDING; returns the seconds
 // from `since_ns` (steady clock) until then.
@@ -565,6 +599,14 @@ absl::StatusOr<RunReport> RunFlashSale(const FlashSaleConfig& config) {
     }
   }
 
+  if (config.issuer == "redis" && !config.redis_addr.empty()) {
+    absl::Status settled =
+        AwaitReservationsSettled(config.redis_addr, plan.run_id, config.watch_timeout);
+    if (!settled.ok()) {
+      report.watch_problems.push_back(
+          absl::StrCat("reservations settled by the outbox scheduler: ", settled.ToString()));
+    }
+  }
   if (config.issuer == "redis") {
     absl::StatusOr<double> synced = AwaitStockSync(config.pg_dsn, plan.coupon_ids,
                                                    send_end, config.watch_timeout);

@@ -77,7 +77,10 @@ ABSL_FLAG(std::string, admin_token_file, "",
           "exports ADMIN_TOKEN_FILE=.local/admin-token); used when "
           "--admin_token is empty. A missing file only warns.");
 ABSL_FLAG(std::string, redis_addr, "",
-          "With --issuer=redis: read Redis' EVALSHA count for decisions/s.");
+          "With --issuer=redis: read Redis' EVALSHA count for decisions/s, "
+          "and before the checks wait until Redis lists none of the run's "
+          "copies as reserved (the outbox scheduler writes those of callers "
+          "who gave up after its --reconcile_after).");
 ABSL_FLAG(std::string, json_out, "", "Also write the report as JSON here.");
 ABSL_FLAG(std::string, markdown_out, "",
           "Also write the headline figures as a Markdown table here.");

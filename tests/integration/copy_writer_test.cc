@@ -35,6 +35,7 @@ class CopyWriterTest : public ::testing::Test {
     db_ = std::move(*conn);
     redis::RedisConfig rc;
     rc.addr = testing::RedisAddr();
+    redis_config_ = rc;
     auto client = redis::Client::Create(rc);
     ASSERT_TRUE(client.ok()) << client.status();
     redis_ = std::move(*client);
@@ -88,6 +89,7 @@ class CopyWriterTest : public ::testing::Test {
   }
 
   std::unique_ptr<pg::Connection> db_;
+  redis::RedisConfig redis_config_;
   std::unique_ptr<redis::Client> redis_;
   int64_t coupon_id_ = 0;
   std::string run_;
@@ -184,7 +186,11 @@ TEST_F(CopyWriterTest, ACopyRedisForgotWhileItWaitedIsNotWritten) {
   std::unique_ptr<gateway::RedisIssuer> issuer;
   Call reserved, other_request, resent;
   CopyWriter writer(Config(absl::ZeroDuration()), redis_.get());
-  issuer = std::make_unique<gateway::RedisIssuer>(redis_.get(), &writer, &hub, absl::Hours(1));
+  // Declared after the writer and the issuer: its callbacks use both.
+  auto async = redis::AsyncClient::Create(redis_config_);
+  ASSERT_TRUE(async.ok()) << async.status();
+  issuer = std::make_unique<gateway::RedisIssuer>(async->get(), redis_.get(), &writer, &hub,
+                                                  absl::Hours(1));
   CouponInfo coupon;
   coupon.coupon_id = coupon_id_;
   coupon.total_quantity = 10;
