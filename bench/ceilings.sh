@@ -16,9 +16,9 @@
 # Usage: bench/ceilings.sh [--rounds=N] [--requests=N]
 # Needs the local stack (scripts/stack start) and this tree's build
 # (scripts/build). Stops and starts the services of this stack, and leaves
-# them stopped. Raw reports and the table (ceilings.md, which
-# docs/benchmarks.md includes) go to bench/results/ceilings/, or to
-# CEILINGS_OUT when set (bench/compare.sh puts them beside its own).
+# them stopped. Raw reports and the table (ceilings.md) go to
+# bench/results/ceilings/, or to CEILINGS_OUT when set: bench/compare.sh
+# runs it inside its sitting and docs/benchmarks.md shows that table.
 # Check `uptime` before and after: figures taken beside a build are not figures.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

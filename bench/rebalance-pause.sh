@@ -14,7 +14,7 @@
 # Needs the local stack (scripts/stack start) and a build (scripts/build).
 # Stops and starts the services of this stack's LOCAL_DIR and leaves them
 # stopped. Writes bench/results/rebalance-pause/pause.md (which
-# docs/benchmarks.md includes) and the raw logs beside it.
+# docs/benchmarks-other-sittings.md includes) and the raw logs beside it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../scripts/lib.sh"

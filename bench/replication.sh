@@ -16,7 +16,7 @@
 #      .local/bench-replication-smoke with --smoke), BUILD_DIR, plus
 #      scripts/lib.sh's ports (the replicated stack also takes
 #      KAFKA_PORT + 10, + 20, their controllers', and PG_STANDBY_PORT).
-# Writes RESULTS_DIR/replication.md (the table for docs/benchmarks.md) and the
+# Writes RESULTS_DIR/replication.md (the table for docs/benchmarks-other-sittings.md) and the
 # raw flashsale reports beside it. The stack is left in the layout it had.
 # Needs the machine to itself: other load skews every figure.
 set -euo pipefail

@@ -25,7 +25,7 @@
 # Needs the local stack (scripts/stack start) and this tree's flashsale
 # (scripts/build). Stops and starts the services of this stack's LOCAL_DIR,
 # and leaves them stopped. Raw reports go to bench/results/storm/, the table
-# to bench/results/storm/storm.md (which docs/benchmarks.md includes).
+# to bench/results/storm/storm.md (which docs/benchmarks-other-sittings.md includes).
 # Check `uptime` before and after: figures taken beside a build are not figures.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -700,9 +700,12 @@ def write_other_sittings(path):
            "`bench/replication.sh`) in a sitting of its "
            "own, with its own load average; compare figures within a section, "
            "not across sections or with [benchmarks.md](benchmarks.md). Which "
-           "builds the side-by-side tables compare is in benchmarks.md, *How "
-           "to read these figures*.\n"]
-    bench_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+           "builds the side-by-side tables compare is below.\n"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    preface = read_text(os.path.join(here, "other-sittings.md"))
+    if preface:
+        out.append(preface)
+    bench_dir = os.path.dirname(here)
     for part in ("storm/storm.md", "storm-hot/storm.md", "storm-spread-2000/storm.md",
                  "storm-redis-hot/storm.md", "rebalance-pause/pause.md",
                  "replication/replication.md"):
