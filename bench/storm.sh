@@ -23,13 +23,16 @@
 #   --issuer   kafka (default) or redis; redis results go to
 #              bench/results/storm-redis-W[-N]/.
 # Needs the local stack (scripts/stack start) and this tree's flashsale
-# (scripts/build). Stops and starts the services of this stack's LOCAL_DIR,
+# (scripts/build). Empties the sales' tables and Redis before each run.
+# Stops and starts the services of this stack's LOCAL_DIR,
 # and leaves them stopped. Raw reports go to bench/results/storm/, the table
 # to bench/results/storm/storm.md (which docs/benchmarks-other-sittings.md includes).
 # Check `uptime` before and after: figures taken beside a build are not figures.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../scripts/lib.sh"
+# shellcheck source=bench/compare/lib.sh
+source "$here/compare/lib.sh"  # empty_tables
 
 ROUNDS=3
 REQUESTS=""
@@ -76,6 +79,9 @@ log "uptime before: $uptime_before"
 for ((round = 1; round <= ROUNDS; round++)); do
   for b in "${BUILDS[@]}"; do
     name="${b%%=*}" dir="${b#*=}"
+    # Every run starts from empty tables: the recorder's inserts cost more as
+    # issue_results grows, and the builds must not pay for each other's rows.
+    empty_tables
     ISSUER="$ISSUER" BUILD_DIR="$dir" WORKERS=1 "$REPO_ROOT/scripts/services" start >/dev/null
     pg_pid="$(head -1 "$DATA_DIR/pg/postmaster.pid")"
     args=(--workload "$WORKLOAD" --progress=false --target "127.0.0.1:$GATEWAY_PORT"

@@ -4,7 +4,7 @@
 // without the worker (SOLD_OUT
 // to a sold-out coupon's storm, ALREADY_ISSUED, NOT_STARTED, EXPIRED) as their
 // request ids' results in `issue_results`, before the caller hears them.
-// `INSERT ... ON CONFLICT (request_id) DO NOTHING` makes the store the judge:
+// The request_id primary key makes the store the judge:
 // an id's first result stands, whoever stored it (the worker, this gateway or
 // another), and the caller is told what the id then holds. So an early answer
 // is the id's answer on every gateway, after any restart, and a reused id is
@@ -68,6 +68,9 @@ class AnswerRecorder final : public AnswerStore {
   // The rounds' thread only:
   std::unique_ptr<pg::Connection> conn_;
   absl::Duration backoff_ = absl::Milliseconds(50);
+  // Whether the last batch found an id that held a result: the next one is
+  // stored with ON CONFLICT at once (see kStoreNew in the .cc).
+  bool taken_seen_ = false;
   std::unique_ptr<service::GroupCommit<Item>> rounds_;  // last: its thread uses the above
 };
 
