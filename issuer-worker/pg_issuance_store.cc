@@ -81,9 +81,7 @@ std::vector<pg::Statement> PgIssuanceStore::Reads(const std::vector<IssueRequest
                     " FROM coupons WHERE coupon_id = ANY($1::bigint[])"
                     " ORDER BY coupon_id FOR UPDATE"),
        {pg::Int64Array(coupon_ids)}},
-      {absl::StrCat("SELECT ", pg::kIssueResultColumns,
-                    " FROM issue_results WHERE request_id = ANY($1::text[])"),
-       {pg::TextArray(request_ids)}},
+      {pg::IssueResultsByRequestIdsSql(), {pg::TextArray(request_ids)}},
       // One index probe per (coupon, user) of the batch. LIMIT keeps the
       // planner from flattening this into a hash join, which scans the whole
       // table: 20 ms per batch at 60k rows, growing with every sale.

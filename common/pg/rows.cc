@@ -1,5 +1,6 @@
 #include "common/pg/rows.h"
 
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
 namespace coupon::pg {
@@ -25,6 +26,13 @@ CouponInfo CouponFromRow(const Result& r, int row) {
 const char* const kIssueResultColumns =
     "request_id, coupon_id, user_id, outcome, coalesce(user_coupon_id, 0), "
     "remaining_quantity, (extract(epoch from decided_at) * 1000000)::bigint";
+
+const std::string& IssueResultsByRequestIdsSql() {
+  static const std::string* sql = new std::string(absl::StrCat(
+      "SELECT r.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL (SELECT ",
+      kIssueResultColumns, " FROM issue_results WHERE request_id = k.id LIMIT 1) r"));
+  return *sql;
+}
 
 IssueResult IssueResultFromRow(const Result& r, int row) {
   IssueResult res;

@@ -222,10 +222,8 @@ absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
       .Inc();
   absl::flat_hash_map<std::string, IssueResult> existing;
   if (!taken.empty()) {
-    absl::StatusOr<pg::Result> rows = conn_->Exec(
-        absl::StrCat("SELECT ", pg::kIssueResultColumns,
-                     " FROM issue_results WHERE request_id = ANY($1::text[])"),
-        {pg::TextArray(taken)});
+    absl::StatusOr<pg::Result> rows =
+        conn_->Exec(pg::IssueResultsByRequestIdsSql(), {pg::TextArray(taken)});
     if (!rows.ok()) {
       if (!conn_->healthy()) conn_.reset();
       return rows.status();

@@ -54,10 +54,7 @@ absl::StatusOr<std::vector<IssueResult>> PgGatewayStore::FindResults(
   ASSIGN_OR_RETURN(
       pg::Result r,
       pool_->Read(absl::Now() + timeout_,
-                  absl::StrCat("SELECT ", pg::kIssueResultColumns,
-                               " FROM issue_results "
-                               "WHERE request_id = ANY($1::text[])"),
-                  {pg::TextArray(request_ids)}));
+                  pg::IssueResultsByRequestIdsSql(), {pg::TextArray(request_ids)}));
   std::vector<IssueResult> out;
   out.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) out.push_back(pg::IssueResultFromRow(r, i));
