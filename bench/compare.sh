@@ -62,9 +62,12 @@ scripts/build >/dev/null
 scripts/stack start
 scripts/migrate >/dev/null
 scripts/services stop >/dev/null 2>&1 || true
+# Described before the results are removed: bench/results/latest is in git,
+# and removing it would make every sitting's tree look modified.
+machine="$(describe_machine)"
 rm -rf -- "$RESULTS_DIR"
 mkdir -p "$RESULTS_DIR"
-describe_machine >"$RESULTS_DIR/machine.txt"
+echo "$machine" >"$RESULTS_DIR/machine.txt"
 echo "uptime before: $(uptime)" >>"$RESULTS_DIR/machine.txt"
 log "$(tail -1 "$RESULTS_DIR/machine.txt")"
 empty_tables
