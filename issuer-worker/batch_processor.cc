@@ -49,12 +49,85 @@ class BatchProcessor::Acks : public std::enable_shared_from_this<Acks> {
   absl::Status first_error_;
 };
 
+// One batch's events to publish, with what the publishing thread needs to
+// encode them. Each already holds its acknowledgement (Acks::Expect), so a
+// Wait that starts before the thread reaches the batch waits for it.
+struct BatchProcessor::Outgoing {
+  struct Result {
+    IssueResult result;
+    EventPublisher::DeliveryCallback done;
+  };
+  struct Dead {
+    RawEvent event;
+    std::string reason;
+    EventPublisher::DeliveryCallback done;
+  };
+  std::vector<Result> results;
+  std::vector<Dead> dead;
+  absl::flat_hash_map<int32_t, int64_t> through;      // partition -> last offset
+  absl::flat_hash_map<int64_t, int32_t> partition_of;  // coupon -> partition
+  UnixMicros now = 0;
+};
+
 BatchProcessor::BatchProcessor(IssuanceStore* store, EventPublisher* publisher,
                                TopicNames topics, Clock clock)
     : store_(store),
       publisher_(publisher),
       topics_(std::move(topics)),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      publishing_([this] { PublishLoop(); }) {}
+
+BatchProcessor::~BatchProcessor() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  queued_.notify_all();
+  publishing_.join();
+}
+
+void BatchProcessor::PublishLoop() {
+  for (;;) {
+    std::unique_ptr<Outgoing> out;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything is sent
+      out = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Send(*out);
+  }
+}
+
+void BatchProcessor::Send(Outgoing& out) {
+  for (Outgoing::Result& r : out.results) {
+    const IssueResult& result = r.result;
+    EventPublisher::Headers headers;
+    if (auto p = out.partition_of.find(result.coupon_id); p != out.partition_of.end()) {
+      headers.emplace_back(
+          kDecidedThroughHeader,
+          EncodeDecidedThrough(DecidedThrough{p->second, out.through[p->second]}));
+    }
+    VLOG(1) << "request " << result.request_id << " coupon " << result.coupon_id
+            << " user " << result.user_id << " decided "
+            << OutcomeName(result.outcome)
+            << (headers.empty() ? std::string()
+                                : absl::StrCat(" (", kDecidedThroughHeader, " ",
+                                               headers[0].second, ")"));
+    publisher_->Publish(topics_.result, CouponKey(result.coupon_id),
+                        EncodeIssueResult(result), std::move(headers), std::move(r.done));
+  }
+  for (Outgoing::Dead& d : out.dead) {
+    const RawEvent& e = d.event;
+    LOG(WARNING) << "dead letter: " << e.topic << "/" << e.partition << "@"
+                 << e.offset << ": " << d.reason;
+    publisher_->Publish(topics_.dead_letter, e.key,
+                        EncodeDeadLetter(DeadLetter{e.payload, e.key, d.reason, e.topic,
+                                                    e.partition, e.offset, out.now}),
+                        {}, std::move(d.done));
+  }
+}
 
 absl::Status BatchProcessor::Process(const std::vector<RawEvent>& events,
                                      absl::Duration publish_timeout,
@@ -80,10 +153,10 @@ absl::StatusOr<BatchProcessor::Submitted> BatchProcessor::Submit(
   // How far each partition of the batch is decided once the batch is
   // stored, for the result events' kDecidedThroughHeader; a coupon's
   // requests all come from one partition (the key).
-  absl::flat_hash_map<int32_t, int64_t> through;
-  absl::flat_hash_map<int64_t, int32_t> partition_of;
+  auto out = std::make_unique<Outgoing>();
+  out->now = now;
   for (const RawEvent& e : events) {
-    int64_t& last = through.try_emplace(e.partition, e.offset).first->second;
+    int64_t& last = out->through.try_emplace(e.partition, e.offset).first->second;
     last = std::max(last, e.offset);
   }
 
@@ -94,7 +167,7 @@ absl::StatusOr<BatchProcessor::Submitted> BatchProcessor::Submit(
   for (size_t i = 0; i < events.size(); ++i) {
     absl::StatusOr<IssueRequest> req = DecodeIssueRequested(events[i].payload);
     if (req.ok()) {
-      partition_of[req->coupon_id] = events[i].partition;
+      out->partition_of[req->coupon_id] = events[i].partition;
       requests.push_back(std::move(*req));
       origin.push_back(i);
     } else {
@@ -115,35 +188,10 @@ absl::StatusOr<BatchProcessor::Submitted> BatchProcessor::Submit(
     dead.emplace_back(origin[r.event_index], r.reason);
   }
 
-  // Everything of the batch goes out, then we wait once.
-  auto acks = std::make_shared<Acks>();
-  const absl::Time deadline = clock_() + publish_timeout;
+  // Everything of the batch goes out, in order, from the publishing
+  // thread; Wait waits for all of it once.
   for (const IssueResult& result : decision.results) {
-    EventPublisher::Headers headers;
-    if (auto p = partition_of.find(result.coupon_id); p != partition_of.end()) {
-      headers.emplace_back(
-          kDecidedThroughHeader,
-          EncodeDecidedThrough(DecidedThrough{p->second, through[p->second]}));
-    }
-    VLOG(1) << "request " << result.request_id << " coupon " << result.coupon_id
-            << " user " << result.user_id << " decided "
-            << OutcomeName(result.outcome)
-            << (headers.empty() ? std::string()
-                                : absl::StrCat(" (", kDecidedThroughHeader, " ",
-                                               headers[0].second, ")"));
-    publisher_->Publish(topics_.result, CouponKey(result.coupon_id),
-                        EncodeIssueResult(result), std::move(headers),
-                        acks->Expect());
     if (result.outcome == Outcome::kIssued) ++stats->issued;
-  }
-  for (const auto& [index, reason] : dead) {
-    const RawEvent& e = events[index];
-    LOG(WARNING) << "dead letter: " << e.topic << "/" << e.partition << "@"
-                 << e.offset << ": " << reason;
-    publisher_->Publish(topics_.dead_letter, e.key,
-                        EncodeDeadLetter(DeadLetter{e.payload, e.key, reason, e.topic,
-                                                 e.partition, e.offset, now}),
-                        {}, acks->Expect());
   }
   stats->decided = decision.fresh.size();
   for (size_t i : decision.fresh) {
@@ -153,6 +201,21 @@ absl::StatusOr<BatchProcessor::Submitted> BatchProcessor::Submit(
   stats->republished =
       decision.results.size() - decision.fresh.size() - decision.reused;
   stats->dead_letters = dead.size();
+
+  auto acks = std::make_shared<Acks>();
+  const absl::Time deadline = clock_() + publish_timeout;
+  out->results.reserve(decision.results.size());
+  for (IssueResult& result : decision.results) {
+    out->results.push_back({std::move(result), acks->Expect()});
+  }
+  for (auto& [index, reason] : dead) {
+    out->dead.push_back({events[index], std::move(reason), acks->Expect()});
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(out));
+  }
+  queued_.notify_one();
   return Submitted{std::move(acks), deadline, publish_start};
 }
 

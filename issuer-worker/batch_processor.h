@@ -6,11 +6,15 @@
 // broker's acknowledgements. Only when Process returns OK may the batch's
 // offsets be committed. No Kafka consumer here: consume_loop.cc owns it.
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -47,13 +51,20 @@ struct TopicNames {
 };
 
 /// Not thread-safe: one batch at a time, from the worker loop's thread. The
-/// store and publisher must outlive it.
+/// store and publisher must outlive it. The results are encoded and handed
+/// to the publisher on a thread of the processor's own, batch after batch in
+/// the order they were submitted, so that the loop's thread goes on to the
+/// next batch meanwhile; the destructor publishes what was submitted, then
+/// joins it.
 class BatchProcessor {
  public:
   using Clock = std::function<absl::Time()>;
 
   BatchProcessor(IssuanceStore* store, EventPublisher* publisher,
                  TopicNames topics, Clock clock = absl::Now);
+  ~BatchProcessor();
+  BatchProcessor(const BatchProcessor&) = delete;
+  BatchProcessor& operator=(const BatchProcessor&) = delete;
 
   class Acks;
   /// A batch decided, stored and published, whose acknowledgements may be
@@ -70,8 +81,9 @@ class BatchProcessor {
   // Submit, then Wait.
   absl::Status Process(const std::vector<RawEvent>& events,
                        absl::Duration publish_timeout, BatchStats* stats);
-  // Decides and stores the batch, and sends its results and dead letters
-  // without waiting for the broker. An error: nothing was sent.
+  // Decides and stores the batch, and queues its results and dead letters
+  // for the publishing thread, without waiting for the broker. An error:
+  // nothing was sent.
   absl::StatusOr<Submitted> Submit(const std::vector<RawEvent>& events,
                                    absl::Duration publish_timeout, BatchStats* stats);
   // Waits for what Submit sent to be acknowledged, at most until its
@@ -79,10 +91,21 @@ class BatchProcessor {
   absl::Status Wait(const Submitted& submitted, BatchStats* stats);
 
  private:
+  struct Outgoing;
+  // The publishing thread: each Outgoing in turn.
+  void PublishLoop();
+  void Send(Outgoing& out);
+
   IssuanceStore* store_;
   EventPublisher* publisher_;
   const TopicNames topics_;
   const Clock clock_;
+
+  std::mutex mu_;
+  std::condition_variable queued_;
+  std::deque<std::unique_ptr<Outgoing>> queue_;  // guarded by mu_
+  bool stopping_ = false;                        // guarded by mu_
+  std::thread publishing_;
 };
 
 }  // namespace coupon::worker

@@ -99,7 +99,8 @@ absl::StatusOr<std::vector<int32_t>> TopicPartitions(
 /// the log. librdkafka calls both from inside consume(), on the polling
 /// thread; the counts are read from any thread.
 class KafkaGroupConsumer::Callbacks : public RdKafka::RebalanceCb,
-                                      public RdKafka::EventCb {
+                                      public RdKafka::EventCb,
+                                      public RdKafka::OffsetCommitCb {
  public:
   explicit Callbacks(const GroupConsumerConfig* config) : config_(config) {}
 
@@ -151,6 +152,16 @@ class KafkaGroupConsumer::Callbacks : public RdKafka::RebalanceCb,
     } else {
       LogEvent(event);
     }
+  }
+
+  // An offset commit's outcome (Commit does not wait for it). A failed one
+  // costs a replay of what it covered, nothing else: the next commit covers
+  // it, and a new owner that starts before it republishes stored results.
+  void offset_commit_cb(RdKafka::ErrorCode err,
+                        std::vector<RdKafka::TopicPartition*>& offsets) override {
+    if (err == RdKafka::ERR_NO_ERROR || err == RdKafka::ERR__NO_OFFSET) return;
+    LOG(WARNING) << "kafka: " << config_->group_id << ": offset commit of "
+                 << offsets.size() << " partition(s): " << RdKafka::err2str(err);
   }
 
   bool Owns(int32_t partition) const { return owned_.count(partition) > 0; }
@@ -252,6 +263,9 @@ absl::StatusOr<std::unique_ptr<KafkaGroupConsumer>> KafkaGroupConsumer::Create(
                    error) != RdKafka::Conf::CONF_OK ||
       (*conf)->set("event_cb",
                    static_cast<RdKafka::EventCb*>(self->callbacks_.get()),
+                   error) != RdKafka::Conf::CONF_OK ||
+      (*conf)->set("offset_commit_cb",
+                   static_cast<RdKafka::OffsetCommitCb*>(self->callbacks_.get()),
                    error) != RdKafka::Conf::CONF_OK) {
     return absl::InternalError(error);
   }
@@ -287,7 +301,9 @@ absl::Status KafkaGroupConsumer::Commit(
         RdKafka::TopicPartition::create(config_.topic, partition, next));
     offsets.push_back(owned.back().get());
   }
-  RdKafka::ErrorCode err = consumer_->commitSync(offsets);
+  // Not waited for: a commit's round trip was a fifth of a batch's cycle
+  // when the worker drains a backlog. Its outcome is logged from Poll.
+  RdKafka::ErrorCode err = consumer_->commitAsync(offsets);
   if (err != RdKafka::ERR_NO_ERROR) {
     return absl::UnavailableError(
         absl::StrCat("kafka: offset commit: ", RdKafka::err2str(err)));

@@ -61,7 +61,10 @@ class GroupConsumer {
   virtual std::optional<Record> Poll(absl::Duration timeout) = 0;
   // Whether this member owns `partition` now (as of the last Poll).
   virtual bool Owns(int32_t partition) const = 0;
-  // Commits, per partition, the offset of the next event to read.
+  // Commits, per partition, the offset of the next event to read. Sends the
+  // commit without waiting for the broker's answer: an error here is one
+  // found before sending; a later failure is logged. A lost commit only
+  // makes the next owner replay what it covered, as the loop allows.
   virtual absl::Status Commit(
       const std::map<int32_t, int64_t>& next_offsets) = 0;
   // Makes the next Poll of `partition` start again at `offset`.

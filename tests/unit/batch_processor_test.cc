@@ -1,5 +1,8 @@
 #include "issuer-worker/batch_processor.h"
 
+#include <condition_variable>
+#include <mutex>
+
 #include "common/wire/event_codec.h"
 #include "coupon/v1/events.pb.h"
 #include "gmock/gmock.h"
@@ -30,6 +33,14 @@ class MemoryStore : public IssuanceStore {
   int calls = 0;
 };
 
+CouponInfo Coupon(int64_t id, int64_t stock) {
+  CouponInfo c;
+  c.coupon_id = id;
+  c.total_quantity = stock;
+  c.remaining_quantity = stock;
+  return c;
+}
+
 RawEvent Event(const IssueRequest& r, int64_t offset) {
   return RawEvent{CouponKey(r.coupon_id), EncodeIssueRequested(r),
                   "coupon-issue-request", 3, offset};
@@ -38,11 +49,7 @@ RawEvent Event(const IssueRequest& r, int64_t offset) {
 class BatchProcessorTest : public ::testing::Test {
  protected:
   BatchProcessorTest() : processor_(&store_, &publisher_, TopicNames{}) {
-    CouponInfo c;
-    c.coupon_id = 7;
-    c.total_quantity = 1;
-    c.remaining_quantity = 1;
-    store_.snapshot.coupons[7] = c;
+    store_.snapshot.coupons[7] = Coupon(7, 1);
   }
   MemoryStore store_;
   FakePublisher publisher_;
@@ -120,6 +127,71 @@ TEST_F(BatchProcessorTest, UnacknowledgedResultFailsTheBatch) {
   std::vector<RawEvent> events = {Event({"r1", 7, "a", 1, "gw"}, 10)};
   EXPECT_THAT(processor_.Process(events, absl::Seconds(5), &stats_),
               StatusIs(absl::StatusCode::kUnavailable));
+}
+
+// Holds every Publish until opened, as a broker connection that is slow to
+// take events would hold librdkafka's queue.
+class GatedPublisher : public EventPublisher {
+ public:
+  void Publish(const std::string& topic, std::string key, std::string payload,
+               Headers headers, DeliveryCallback done) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    opened_.wait(lock, [&] { return open_; });
+    lock.unlock();
+    inner.Publish(topic, std::move(key), std::move(payload), std::move(headers),
+                  std::move(done));
+  }
+  bool Available() const override { return true; }
+  void Open() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+    }
+    opened_.notify_all();
+  }
+  FakePublisher inner;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable opened_;
+  bool open_ = false;
+};
+
+TEST(BatchProcessorPublishingTest, BatchesGoOutInTheOrderSubmittedAndWaitCoversThemAll) {
+  MemoryStore store;
+  store.snapshot.coupons[7] = Coupon(7, 100);
+  GatedPublisher publisher;
+  BatchProcessor processor(&store, &publisher, TopicNames{});
+  std::vector<RawEvent> first, second;
+  for (int i = 0; i < 20; ++i) {
+    first.push_back(Event({absl::StrCat("a", i), 7, absl::StrCat("ua", i), 1, "gw"}, i));
+    second.push_back(Event({absl::StrCat("b", i), 7, absl::StrCat("ub", i), 1, "gw"}, 20 + i));
+  }
+  BatchStats first_stats, second_stats;
+  // Submit does not wait for the publisher: both batches are submitted while
+  // it takes nothing.
+  absl::StatusOr<BatchProcessor::Submitted> a =
+      processor.Submit(first, absl::Seconds(5), &first_stats);
+  ASSERT_THAT(a.status(), IsOk());
+  absl::StatusOr<BatchProcessor::Submitted> b =
+      processor.Submit(second, absl::Seconds(5), &second_stats);
+  ASSERT_THAT(b.status(), IsOk());
+  EXPECT_EQ(first_stats.issued, 20u);
+  // Nothing is acknowledged yet, so the batch is not done.
+  BatchProcessor::Submitted not_yet = *a;
+  not_yet.deadline = absl::Now() - absl::Seconds(1);
+  EXPECT_THAT(processor.Wait(not_yet, &first_stats),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  publisher.Open();
+  ASSERT_THAT(processor.Wait(*b, &second_stats), IsOk());
+  ASSERT_THAT(processor.Wait(*a, &first_stats), IsOk());
+  auto sent = publisher.inner.sent();
+  ASSERT_THAT(sent, SizeIs(40));
+  for (int i = 0; i < 40; ++i) {
+    absl::StatusOr<IssueResult> r = DecodeIssueResult(sent[i].payload);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->request_id, absl::StrCat(i < 20 ? "a" : "b", i % 20)) << "event " << i;
+  }
 }
 
 }  // namespace
