@@ -436,6 +436,12 @@ drain_backlog() {
   wait "$sale" || rc=$?
   ((rc <= 1)) || die "$name: flashsale exited $rc, see $RESULTS_DIR/$name.log"
   ((rc == 0)) || warn "$name: INVARIANTS VIOLATED, see $RESULTS_DIR/$name.txt"
+  # The drain is the started worker's alone: had another decided events
+  # while the backlog was queued, the rate would be the gateway's.
+  local drained
+  drained="$(worker_sums | cut -d' ' -f1)"
+  ((${drained%.*} >= requests)) ||
+    die "$name: the worker decided $drained of $requests events; the rest were decided before it started"
   local ticks
   ticks="$(awk '{print $14 + $15}' "/proc/$worker/stat")"
   {
