@@ -4,6 +4,8 @@
 
 #include "issuer-worker/consume_loop.h"
 
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -194,6 +196,7 @@ class HeldPublisher : public EventPublisher {
     std::unique_lock<std::mutex> lock(mu_);
     if (!released_) {
       held_.push_back(std::move(done));
+      changed_.notify_all();
       return;
     }
     lock.unlock();
@@ -211,13 +214,17 @@ class HeldPublisher : public EventPublisher {
     }
     for (auto& done : held) done(status, Placement{0, 0});
   }
-  size_t held() {
-    std::lock_guard<std::mutex> lock(mu_);
+  // How many are held once `n` are, or after 5 s: the batch processor
+  // publishes from a thread of its own.
+  size_t WaitHeld(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, std::chrono::seconds(5), [&] { return held_.size() >= n; });
     return held_.size();
   }
 
  private:
   std::mutex mu_;
+  std::condition_variable changed_;
   std::vector<DeliveryCallback> held_;
   bool released_ = false;
   absl::Status status_;
@@ -239,7 +246,7 @@ class PipelinedLoopTest : public ::testing::Test {
     store_.on_decide = [this](size_t call) {
       if (call == 1) group_.Append(2, {"a-next", 7, "w", 1, "gw"});
       if (call == 2) {
-        first_held_ = publisher_.held();
+        first_held_ = publisher_.WaitHeld(6);
         committed_during_second_ = group_.committed_;
         publisher_.Release(first_ack_);
       }
