@@ -145,7 +145,7 @@ absl::Status BatchProcessor::Wait(const Submitted& submitted, BatchStats* stats)
 
 absl::StatusOr<BatchProcessor::Submitted> BatchProcessor::Submit(
     const std::vector<RawEvent>& events, absl::Duration publish_timeout,
-    BatchStats* stats) {
+    BatchStats* stats, const IssuanceStore::Meanwhile& meanwhile) {
   *stats = BatchStats{};
   stats->events = events.size();
   const UnixMicros now = absl::ToUnixMicros(clock_());
@@ -178,7 +178,8 @@ absl::StatusOr<BatchProcessor::Submitted> BatchProcessor::Submit(
   BatchDecision decision;
   const absl::Time store_start = absl::Now();
   if (!requests.empty()) {
-    absl::StatusOr<BatchDecision> stored = store_->DecideAndStore(requests, now, DecideBatch);
+    absl::StatusOr<BatchDecision> stored =
+        store_->DecideAndStore(requests, now, DecideBatch, meanwhile);
     if (!stored.ok()) return stored.status();
     decision = std::move(*stored);
   }

@@ -83,9 +83,11 @@ class BatchProcessor {
                        absl::Duration publish_timeout, BatchStats* stats);
   // Decides and stores the batch, and queues its results and dead letters
   // for the publishing thread, without waiting for the broker. An error:
-  // nothing was sent.
+  // nothing was sent. `meanwhile` runs while the store commits
+  // (IssuanceStore::DecideAndStore).
   absl::StatusOr<Submitted> Submit(const std::vector<RawEvent>& events,
-                                   absl::Duration publish_timeout, BatchStats* stats);
+                                   absl::Duration publish_timeout, BatchStats* stats,
+                                   const IssuanceStore::Meanwhile& meanwhile = {});
   // Waits for what Submit sent to be acknowledged, at most until its
   // deadline; fills stats->publish_time. OK as Process's.
   absl::Status Wait(const Submitted& submitted, BatchStats* stats);

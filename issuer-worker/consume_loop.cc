@@ -1,5 +1,6 @@
 #include "issuer-worker/consume_loop.h"
 
+#include <deque>
 #include <map>
 #include <optional>
 #include <utility>
@@ -31,32 +32,61 @@ struct ConsumeLoop::InFlight {
 
 absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
   absl::Duration backoff = absl::Milliseconds(100);
-  // The batch before, while its results are on their way to the broker: the
-  // next batch is collected and decided meanwhile, and the one before is
-  // committed once both its transaction and its acknowledgements are done.
-  // The transactions stay in order, one at a time; a failure of either
-  // gives back both (a replay republishes what was stored).
-  std::optional<InFlight> pending;
+  // The batches before, oldest first, while their results are on their way
+  // to the broker: the next batch is collected and decided meanwhile, and
+  // each is committed once both its transaction and its acknowledgements
+  // are done, in order. Up to kAwaiting of them wait, so that one batch's
+  // slow acknowledgements do not hold up the next transaction. The
+  // transactions stay in order, one at a time; a failure of any gives back
+  // all of them (a replay republishes what was stored).
+  constexpr size_t kAwaiting = 2;
+  std::deque<InFlight> pending;
+  // The batch after, collected while this one's transaction commits: the
+  // events already fetched, no waiting for more.
+  std::optional<Batch> ahead;
+  // Gives back every batch not committed, latest first (the batch after,
+  // this one, the ones before): where two hold a partition, the earlier
+  // offset is the one that stands.
+  auto give_back = [&](const Batch* current, const absl::Status& why) {
+    std::vector<const Batch*> back;
+    if (ahead) back.push_back(&*ahead);
+    if (current != nullptr) back.push_back(current);
+    for (auto it = pending.rbegin(); it != pending.rend(); ++it) back.push_back(&it->batch);
+    absl::Status retried = Retry(back, why, backoff);
+    pending.clear();
+    ahead.reset();
+    return retried;
+  };
   while (!stop.load()) {
-    Batch batch = Collect(stop, pending ? absl::ZeroDuration() : absl::Milliseconds(100));
+    Batch batch;
+    if (ahead) {
+      batch = std::move(*ahead);
+      ahead.reset();
+    } else {
+      batch = Collect(stop, pending.empty() ? absl::Milliseconds(100) : absl::ZeroDuration(),
+                      config_.batch_wait);
+    }
     if (batch.events.empty()) {
-      if (pending) {
-        absl::Status settled = Settle(*pending);
-        if (!settled.ok()) {
-          if (absl::Status back = Retry({&pending->batch}, settled, backoff); !back.ok()) {
-            return back;
-          }
-        } else {
-          backoff = absl::Milliseconds(100);
-        }
-        pending.reset();
+      // Nothing new: whatever waits is settled now.
+      absl::Status settled;
+      while (settled.ok() && !pending.empty()) {
+        settled = Settle(pending.front());
+        if (settled.ok()) pending.pop_front();
+      }
+      if (!settled.ok()) {
+        if (absl::Status back = give_back(nullptr, settled); !back.ok()) return back;
+      } else {
+        backoff = absl::Milliseconds(100);
       }
       continue;
     }
 
     InFlight next{std::move(batch), BatchStats{}, {}, absl::Now()};
-    absl::StatusOr<BatchProcessor::Submitted> submitted =
-        processor_->Submit(next.batch.events, config_.publish_timeout, &next.stats);
+    absl::StatusOr<BatchProcessor::Submitted> submitted = processor_->Submit(
+        next.batch.events, config_.publish_timeout, &next.stats, [&] {
+          Batch after = Collect(stop, absl::ZeroDuration(), absl::ZeroDuration());
+          if (!after.events.empty()) ahead = std::move(after);
+        });
     counters_.batches++;
     // Stored decisions count even when the batch is retried: the retry
     // republishes them rather than deciding them again.
@@ -64,25 +94,30 @@ absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
     for (const auto& [outcome, n] : next.stats.decided_by_outcome) {
       m.decisions.WithLabelValues({std::string(OutcomeName(outcome))}).Inc(n);
     }
-    const absl::Status before = pending ? Settle(*pending) : absl::OkStatus();
+    absl::Status before;
+    while (before.ok() && pending.size() >= kAwaiting) {
+      before = Settle(pending.front());
+      if (before.ok()) pending.pop_front();
+    }
     if (before.ok() && submitted.ok()) {
       next.submitted = std::move(*submitted);
-      pending = std::move(next);
+      pending.push_back(std::move(next));
       backoff = absl::Milliseconds(100);
       continue;
     }
-    // This batch first, then the one before: where both hold a partition,
-    // the earlier offset is the one that stands.
-    std::vector<const Batch*> back = {&next.batch};
-    if (!before.ok()) back.push_back(&pending->batch);
-    absl::Status retried = Retry(back, before.ok() ? submitted.status() : before, backoff);
-    pending.reset();
-    if (!retried.ok()) return retried;
+    if (absl::Status back = give_back(&next.batch, before.ok() ? submitted.status() : before);
+        !back.ok()) {
+      return back;
+    }
   }
-  // The batch in hand is committed (or given back) by now. Closing leaves
-  // the group, so the others take the partitions at once instead of after
-  // the session timeout.
-  if (pending) (void)Settle(*pending);
+  // The batches in hand are committed (or given back) by now, in order; one
+  // collected ahead was never committed, and its events are read again by
+  // whoever owns their partitions next. Closing leaves the group, so the
+  // others take the partitions at once instead of after the session
+  // timeout.
+  for (InFlight& done : pending) {
+    if (!Settle(done).ok()) break;
+  }
   consumer_->Close();
   return absl::OkStatus();
 }
@@ -116,10 +151,10 @@ absl::Status ConsumeLoop::Retry(const std::vector<const Batch*>& batches,
 }
 
 ConsumeLoop::Batch ConsumeLoop::Collect(const std::atomic<bool>& stop,
-                                        absl::Duration first_wait) {
-  // Whatever arrives within batch_wait of the first event, up to
-  // max_batch, per partition in offset order; nothing if no first event
-  // comes within first_wait (zero: one look).
+                                        absl::Duration first_wait, absl::Duration gather) {
+  // Whatever arrives within `gather` of the first event, and what is
+  // fetched already then, up to max_batch, per partition in offset order;
+  // nothing if no first event comes within first_wait (zero: one look).
   std::map<int32_t, std::vector<RawEvent>> by_partition;
   int total = 0;
   absl::Time until = absl::InfiniteFuture();
@@ -131,12 +166,11 @@ ConsumeLoop::Batch ConsumeLoop::Collect(const std::atomic<bool>& stop,
       if (total > 0 || stop.load() || first_wait == absl::ZeroDuration()) break;
       continue;
     }
-    if (total == 0) until = absl::Now() + config_.batch_wait;
+    if (total == 0) until = absl::Now() + gather;
     by_partition[r->partition].push_back(
         RawEvent{std::move(r->key), std::move(r->payload), std::move(r->topic),
                  r->partition, r->offset});
     ++total;
-    if (absl::Now() >= until) break;
   }
 
   // One transaction for the whole poll: each partition's events stay in

@@ -2,9 +2,10 @@
 
 // The worker's loop over its consumer group: collect a batch, decide it
 // (BatchProcessor), commit its offsets; on failure give it back to the log
-// and try again. The next batch is collected and decided while the one
-// before waits for its results' acknowledgements. No librdkafka here: it runs on a kafka::GroupConsumer, so
-// unit tests drive it with a fake one.
+// and try again. The next batch is collected while this one's transaction
+// commits, and decided while up to two before it wait for their results'
+// acknowledgements. No librdkafka here: it runs on a kafka::GroupConsumer,
+// so unit tests drive it with a fake one.
 
 #include <atomic>
 #include <cstdint>
@@ -57,8 +58,11 @@ class ConsumeLoop {
  private:
   struct Batch;
   struct InFlight;
-  // One poll's events of the partitions still owned, up to max_batch.
-  Batch Collect(const std::atomic<bool>& stop, absl::Duration first_wait);
+  // One poll's events of the partitions still owned, up to max_batch: those
+  // that come within `gather` of the first (which comes within first_wait),
+  // and those fetched already.
+  Batch Collect(const std::atomic<bool>& stop, absl::Duration first_wait,
+                absl::Duration gather);
   // Waits for the batch's acknowledgements, then commits it.
   absl::Status Settle(InFlight& done);
   // The batches failed (`why`): each is given back, then a pause. An error

@@ -17,6 +17,8 @@ class IssuanceStore {
   // A decision over the batch and what the store held (DecideBatch).
   using Decide = std::function<BatchDecision(const std::vector<IssueRequest>&, Snapshot,
                                              UnixMicros now)>;
+  // The caller's own work, run while the store's writes are on their way.
+  using Meanwhile = std::function<void()>;
 
   virtual ~IssuanceStore() = default;
 
@@ -24,8 +26,12 @@ class IssuanceStore {
   // calls `decide`, and stores the copies, the results and the stock taken.
   // Returns the decision with user_coupon_id filled in for new copies. On
   // error nothing is stored and the batch may be retried as it is.
+  // `meanwhile` (when given) runs at most once, once the writes and the
+  // commit are sent and before their outcome is known; never after an error
+  // that came before them.
   virtual absl::StatusOr<BatchDecision> DecideAndStore(
-      const std::vector<IssueRequest>& requests, UnixMicros now, const Decide& decide) = 0;
+      const std::vector<IssueRequest>& requests, UnixMicros now, const Decide& decide,
+      const Meanwhile& meanwhile) = 0;
 };
 
 }  // namespace coupon::worker

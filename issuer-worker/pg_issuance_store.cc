@@ -18,14 +18,21 @@ absl::Status PgIssuanceStore::Connect() {
 }
 
 absl::StatusOr<BatchDecision> PgIssuanceStore::DecideAndStore(
-    const std::vector<IssueRequest>& requests, UnixMicros now, const Decide& decide) {
+    const std::vector<IssueRequest>& requests, UnixMicros now, const Decide& decide,
+    const Meanwhile& meanwhile) {
   // A gateway may store an answer for one of the batch's ids while the
   // transaction runs (the same request resent after the coupon sold out):
   // the id's first result stands, so the batch is decided again at once
   // and republishes it.
+  bool ran = false;  // meanwhile runs once, however many attempts
+  const Meanwhile once = [&] {
+    if (ran || !meanwhile) return;
+    ran = true;
+    meanwhile();
+  };
   for (int attempt = 1;; ++attempt) {
     RETURN_IF_ERROR(Connect());
-    absl::StatusOr<BatchDecision> decision = DecideOnce(requests, now, decide);
+    absl::StatusOr<BatchDecision> decision = DecideOnce(requests, now, decide, once);
     if (decision.ok()) return decision;
     if (conn_->healthy()) (void)conn_->Exec("ROLLBACK");
     if (!absl::IsAlreadyExists(decision.status()) || attempt == 3) {
@@ -36,11 +43,14 @@ absl::StatusOr<BatchDecision> PgIssuanceStore::DecideAndStore(
 }
 
 absl::StatusOr<BatchDecision> PgIssuanceStore::DecideOnce(
-    const std::vector<IssueRequest>& requests, UnixMicros now, const Decide& decide) {
+    const std::vector<IssueRequest>& requests, UnixMicros now, const Decide& decide,
+    const Meanwhile& meanwhile) {
   ASSIGN_OR_RETURN(std::vector<pg::Result> read, conn_->Pipeline(Reads(requests)));
   BatchDecision decision = decide(requests, FromReads(read), now);
   std::vector<pg::Statement> writes = Writes(decision, now);
-  ASSIGN_OR_RETURN(std::vector<pg::Result> written, conn_->Pipeline(writes));
+  // While the server writes and commits, the caller gets on with its own
+  // work (the worker collects its next batch).
+  ASSIGN_OR_RETURN(std::vector<pg::Result> written, conn_->Pipeline(writes, meanwhile));
   if (decision.fresh.empty()) return decision;
   // The copies' ids, as the results statement returned them.
   absl::flat_hash_map<std::string, int64_t> ids;

@@ -21,7 +21,8 @@ class PgIssuanceStore final : public IssuanceStore {
         session_(std::move(session)) {}
 
   absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
-                                               UnixMicros now, const Decide& decide) override;
+                                               UnixMicros now, const Decide& decide,
+                                               const Meanwhile& meanwhile) override;
 
   // (Re)connects unless the connection can be used.
   absl::Status Connect();
@@ -31,7 +32,8 @@ class PgIssuanceStore final : public IssuanceStore {
   // coupons locked and what the decision reads; then, decided, the writes
   // and COMMIT. Fills in the new copies' user_coupon_id.
   absl::StatusOr<BatchDecision> DecideOnce(const std::vector<IssueRequest>& requests,
-                                           UnixMicros now, const Decide& decide);
+                                           UnixMicros now, const Decide& decide,
+                                           const Meanwhile& meanwhile);
   static std::vector<pg::Statement> Reads(const std::vector<IssueRequest>& requests);
   static Snapshot FromReads(const std::vector<pg::Result>& rows);
   static std::vector<pg::Statement> Writes(const BatchDecision& decision, UnixMicros now);

@@ -421,6 +421,8 @@ drain_backlog() {
   kill -TERM "$worker"
   while kill -0 "$worker" 2>/dev/null; do sleep 0.2; done
   rm -f -- "$RUN_DIR/worker-1.pid"
+  # A log left by an earlier run would satisfy the wait below at once.
+  rm -f -- "$RESULTS_DIR/$name.log"
   "$FLASHSALE" --target "127.0.0.1:$GATEWAY_PORT" --progress=true --issuer kafka \
     --pid_files "gateway=$RUN_DIR/gateway.pid,$(server_pid_files)" \
     --watch_idle_timeout 10m --json_out "$RESULTS_DIR/$name.json" "$@" \

@@ -233,7 +233,7 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
 }
 
 absl::StatusOr<std::vector<Result>> Connection::Pipeline(
-    const std::vector<Statement>& statements) {
+    const std::vector<Statement>& statements, const std::function<void()>& meanwhile) {
   if (PQenterPipelineMode(conn_) != 1) {
     return absl::UnavailableError(
         absl::StrCat("postgres: pipeline mode: ", PQerrorMessage(conn_)));
@@ -256,6 +256,8 @@ absl::StatusOr<std::vector<Result>> Connection::Pipeline(
     failed = absl::UnavailableError(
         absl::StrCat("postgres: sending the pipeline: ", PQerrorMessage(conn_)));
   }
+  // In blocking mode the sync flushed what was sent: the server works on it.
+  if (meanwhile && failed.ok()) meanwhile();
   std::vector<Result> results;
   results.reserve(sent);
   for (size_t i = 0; i < sent; ++i) {

@@ -4,6 +4,7 @@
 // SQLSTATEs mapped to canonical codes in one place (ToStatus in pg.cc).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,8 +95,10 @@ class Connection {
   // statements after a failed one are not run. Inside a transaction (a
   // "BEGIN" among them) a failure leaves it aborted: roll it back. Without
   // one, the statements are one implicit transaction: a failure undoes them
-  // all.
-  absl::StatusOr<std::vector<Result>> Pipeline(const std::vector<Statement>& statements);
+  // all. `meanwhile`, when given, runs once everything is sent and before
+  // the results are read: the caller's own work overlaps the server's.
+  absl::StatusOr<std::vector<Result>> Pipeline(const std::vector<Statement>& statements,
+                                               const std::function<void()>& meanwhile = {});
   // Whether libpq still considers the connection good.
   bool healthy() const;
   // Whether it can be lent out again: healthy, and the server has not closed

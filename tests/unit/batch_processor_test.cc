@@ -23,10 +23,13 @@ using ::testing::SizeIs;
 class MemoryStore : public IssuanceStore {
  public:
   absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
-                                               UnixMicros now, const Decide& decide) override {
+                                               UnixMicros now, const Decide& decide,
+                                               const Meanwhile& meanwhile) override {
     ++calls;
     if (!fail_with.ok()) return fail_with;
-    return decide(requests, snapshot, now);
+    BatchDecision decision = decide(requests, snapshot, now);
+    if (meanwhile) meanwhile();
+    return decision;
   }
   Snapshot snapshot;
   absl::Status fail_with;

@@ -46,6 +46,7 @@ class FakeGroup : public kafka::GroupConsumer {
       int64_t& pos = positions_[partition];
       if (pos < static_cast<int64_t>(log.size())) {
         const IssueRequest& r = log[pos];
+        ++handed_out_;
         return kafka::Record{CouponKey(r.coupon_id), EncodeIssueRequested(r),
                              "coupon-issue-request", partition, pos++};
       }
@@ -75,6 +76,7 @@ class FakeGroup : public kafka::GroupConsumer {
   void Close() override { closed_ = true; }
 
   std::map<int32_t, int64_t> committed_;
+  int handed_out_ = 0;  // records Poll returned, replays included
   std::vector<std::pair<int32_t, int64_t>> seeks_;
   absl::Status seek_error_;
   std::set<int32_t> owned_;
@@ -87,19 +89,25 @@ class FakeGroup : public kafka::GroupConsumer {
   int empty_polls_ = 0;
 };
 
-/// Decides with the decision it is given (DecideBatch); fails the first
-/// `failures` batches.
+/// Decides with the decision it is given (DecideBatch), and runs the
+/// caller's `meanwhile` as if the commit were on its way; fails the first
+/// `failures` batches (before any write, or with `fail_at_commit` after
+/// `meanwhile`, as a commit that failed).
 class Store : public IssuanceStore {
  public:
   absl::StatusOr<BatchDecision> DecideAndStore(const std::vector<IssueRequest>& requests,
-                                               UnixMicros now, const Decide& decide) override {
+                                               UnixMicros now, const Decide& decide,
+                                               const Meanwhile& meanwhile) override {
     batches.push_back(requests.size());
     if (on_decide) on_decide(batches.size());
     if (failures > 0) {
       --failures;
+      if (fail_at_commit && meanwhile) meanwhile();
       if (on_failure) on_failure();
       return absl::UnavailableError("postgres: down");
     }
+    if (meanwhile) meanwhile();
+    if (after_meanwhile) after_meanwhile(batches.size());
     Snapshot snap;
     CouponInfo c;
     c.coupon_id = 7;
@@ -108,8 +116,10 @@ class Store : public IssuanceStore {
     return decide(requests, std::move(snap), now);
   }
   int failures = 0;
+  bool fail_at_commit = false;
   std::function<void()> on_failure;
   std::function<void(size_t call)> on_decide;  // before each decision, numbered from 1
+  std::function<void(size_t call)> after_meanwhile;
   std::vector<size_t> batches;
 };
 
@@ -142,6 +152,36 @@ TEST_F(ConsumeLoopTest, CommitsTheNextOffsetsOnceTheBatchIsDecided) {
   EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 3), Pair(5, 3)));
   EXPECT_EQ(loop_.counters().decided.load(), 6);
   EXPECT_TRUE(group_.closed_) << "the loop leaves the group when it stops";
+}
+
+TEST_F(ConsumeLoopTest, TheNextBatchIsCollectedWhileTheTransactionCommits) {
+  // Arrives while the first batch is decided: fetched during its commit.
+  store_.on_decide = [this](size_t call) {
+    if (call == 1) group_.Append(2, {"a-next", 7, "w", 1, "gw"});
+  };
+  int handed_out_at_commit = 0;
+  store_.after_meanwhile = [&](size_t call) {
+    if (call == 1) handed_out_at_commit = group_.handed_out_;
+  };
+  ASSERT_THAT(loop_.Run(stop_), IsOk());
+  EXPECT_EQ(handed_out_at_commit, 7) << "the next batch was read during the commit";
+  EXPECT_THAT(store_.batches, ElementsAre(6u, 1u));
+  EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 4), Pair(5, 3)));
+  EXPECT_TRUE(group_.seeks_.empty());
+}
+
+TEST_F(ConsumeLoopTest, AFailedCommitGivesBackTheBatchCollectedMeanwhileToo) {
+  store_.failures = 1;
+  store_.fail_at_commit = true;
+  store_.on_decide = [this](size_t call) {
+    if (call == 1) group_.Append(2, {"a-next", 7, "w", 1, "gw"});
+  };
+  ASSERT_THAT(loop_.Run(stop_), IsOk());
+  // The batch collected meanwhile (partition 2 from offset 3) first, then
+  // the failed one: the earlier offset stands.
+  EXPECT_THAT(group_.seeks_, ElementsAre(Pair(2, 3), Pair(2, 0), Pair(5, 0)));
+  EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 4), Pair(5, 3)));
+  EXPECT_EQ(loop_.counters().decided.load(), 7) << "each request decided once";
 }
 
 TEST_F(ConsumeLoopTest, AFailedBatchIsGivenBackAndDecidedAgainBeforeAnyCommit) {
@@ -272,6 +312,25 @@ TEST_F(PipelinedLoopTest, TheNextBatchIsDecidedWhileTheOneBeforeAwaitsItsAcknowl
       << "a batch is committed only once its results are acknowledged";
   EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 4), Pair(5, 3)));
   EXPECT_TRUE(group_.seeks_.empty());
+}
+
+TEST_F(PipelinedLoopTest, TwoBatchesMayAwaitTheirAcknowledgementsWhileAThirdIsDecided) {
+  size_t held_at_third = 0;
+  store_.on_decide = [&](size_t call) {
+    if (call == 1) group_.Append(2, {"a-next", 7, "w", 1, "gw"});
+    if (call == 2) group_.Append(5, {"b-next", 7, "x", 1, "gw"});
+    if (call == 3) {
+      held_at_third = publisher_.WaitHeld(7);
+      committed_during_second_ = group_.committed_;
+      publisher_.Release(absl::OkStatus());
+    }
+  };
+  ASSERT_THAT(loop_.Run(stop_), IsOk());
+  EXPECT_THAT(store_.batches, ElementsAre(6u, 1u, 1u));
+  EXPECT_EQ(held_at_third, 7u) << "the first two batches' results were unacknowledged";
+  EXPECT_TRUE(committed_during_second_.empty());
+  EXPECT_TRUE(group_.seeks_.empty()) << "no batch timed out waiting";
+  EXPECT_THAT(group_.committed_, ElementsAre(Pair(2, 4), Pair(5, 4)));
 }
 
 TEST_F(PipelinedLoopTest, AFailedAcknowledgementGivesBackTheBatchAndTheOneDecidedAfterIt) {
