@@ -47,6 +47,16 @@ absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
   // Gives back every batch not committed, latest first (the batch after,
   // this one, the ones before): where two hold a partition, the earlier
   // offset is the one that stands.
+  // Settles the oldest batches, in order, until at most `keep` wait; stops
+  // at the first failure, which stays at the front.
+  auto settle_down_to = [&](size_t keep) {
+    absl::Status settled;
+    while (settled.ok() && pending.size() > keep) {
+      settled = Settle(pending.front());
+      if (settled.ok()) pending.pop_front();
+    }
+    return settled;
+  };
   auto give_back = [&](const Batch* current, const absl::Status& why) {
     std::vector<const Batch*> back;
     if (ahead) back.push_back(&*ahead);
@@ -68,12 +78,7 @@ absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
     }
     if (batch.events.empty()) {
       // Nothing new: whatever waits is settled now.
-      absl::Status settled;
-      while (settled.ok() && !pending.empty()) {
-        settled = Settle(pending.front());
-        if (settled.ok()) pending.pop_front();
-      }
-      if (!settled.ok()) {
+      if (absl::Status settled = settle_down_to(0); !settled.ok()) {
         if (absl::Status back = give_back(nullptr, settled); !back.ok()) return back;
       } else {
         backoff = absl::Milliseconds(100);
@@ -94,11 +99,7 @@ absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
     for (const auto& [outcome, n] : next.stats.decided_by_outcome) {
       m.decisions.WithLabelValues({std::string(OutcomeName(outcome))}).Inc(n);
     }
-    absl::Status before;
-    while (before.ok() && pending.size() >= kAwaiting) {
-      before = Settle(pending.front());
-      if (before.ok()) pending.pop_front();
-    }
+    const absl::Status before = settle_down_to(kAwaiting - 1);
     if (before.ok() && submitted.ok()) {
       next.submitted = std::move(*submitted);
       pending.push_back(std::move(next));
@@ -115,9 +116,7 @@ absl::Status ConsumeLoop::Run(const std::atomic<bool>& stop) {
   // whoever owns their partitions next. Closing leaves the group, so the
   // others take the partitions at once instead of after the session
   // timeout.
-  for (InFlight& done : pending) {
-    if (!Settle(done).ok()) break;
-  }
+  (void)settle_down_to(0);
   consumer_->Close();
   return absl::OkStatus();
 }
