@@ -204,7 +204,7 @@ ceiling_pgbench() {
   local run=(env PGOPTIONS="-c search_path=$schema" pgbench "$PG_DSN" -n -T "$1" -D "coupon=$coupon")
   "${run[@]}" -c 1 -f bench/compare/pgbench-naive.sql >"$RESULTS_DIR/pgbench-naive-c1.txt" 2>&1
   "${run[@]}" -c 8 -j 2 -f bench/compare/pgbench-naive.sql >"$RESULTS_DIR/pgbench-naive-c8.txt" 2>&1
-  "${run[@]}" -c 1 -M extended -D batch=500 -D issued=500 -D ncoupons=1 \
+  "${run[@]}" -c 1 -M prepared -D batch=500 -D issued=500 -D ncoupons=1 \
     -f bench/compare/pgbench-batched.sql \
     >"$RESULTS_DIR/pgbench-batched-c1.txt" 2>&1
   psql_coupon "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE" >/dev/null
@@ -464,7 +464,7 @@ pgbench_worker_batches() {
   first="$(psql_coupon "INSERT INTO coupons (name, total_quantity, remaining_quantity)
     SELECT 'pgbench worker batches', 1000000000000, 1000000000000
     FROM generate_series(1, $coupons) RETURNING coupon_id" | sort -n | head -1)"
-  pgbench "$PG_DSN" -n -M extended -T "$seconds" -c 1 -f bench/compare/pgbench-batched.sql \
+  pgbench "$PG_DSN" -n -M prepared -T "$seconds" -c 1 -f bench/compare/pgbench-batched.sql \
     -D coupon="$first" -D ncoupons="$coupons" -D batch="$batch" -D issued="$issued" \
     >"$RESULTS_DIR/pgbench-$name.txt" 2>&1 || die "pgbench $name failed ($RESULTS_DIR/pgbench-$name.txt)"
   log "pgbench $name: $(grep -E '^tps' "$RESULTS_DIR/pgbench-$name.txt") x $batch events"

@@ -15,7 +15,9 @@
 -- copies, one coupon) and 21.1-22.4 against 30.0-30.5 (497 events, 249
 -- copies, 100 coupons), while the worker's own took 16-17 and 27-28. The
 -- earlier results are read as the worker reads them (one primary-key probe
--- per id). Needs pgbench -M extended (pipeline mode).
+-- per id). Run with pgbench -M prepared: pipeline mode, and each statement
+-- parsed and planned once per connection, as the worker's are
+-- (pg::Connection::Pipeline prepares each text once).
 -- Events per second = transactions per second x :batch.
 \set u random(1, 2000000000)
 \startpipeline

@@ -232,18 +232,46 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
                                       values.data(), nullptr, nullptr, 0));
 }
 
+absl::StatusOr<std::string> Connection::PipelinedName(const std::string& sql) {
+  if (auto it = pipelined_.find(sql); it != pipelined_.end()) return it->second;
+  if (pipelined_.size() >= kMaxPipelined) return std::string();
+  std::string name = absl::StrCat("coupon_pipelined_", ++pipelined_names_);
+  absl::StatusOr<Result> prepared =
+      Finished(conn_, PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
+  if (!prepared.ok()) return prepared.status();
+  pipelined_.emplace(sql, name);
+  return name;
+}
+
 absl::StatusOr<std::vector<Result>> Connection::Pipeline(
     const std::vector<Statement>& statements, const std::function<void()>& meanwhile) {
+  // Prepared before the pipeline starts: one round trip per new text, once
+  // per connection. A failure here (a typo; an aborted transaction) sends
+  // nothing.
+  std::vector<std::string> names;
+  names.reserve(statements.size());
+  for (const Statement& st : statements) {
+    absl::StatusOr<std::string> name = PipelinedName(st.sql);
+    if (!name.ok()) return name.status();
+    names.push_back(*std::move(name));
+  }
   if (PQenterPipelineMode(conn_) != 1) {
     return absl::UnavailableError(
         absl::StrCat("postgres: pipeline mode: ", PQerrorMessage(conn_)));
   }
   absl::Status failed;
   size_t sent = 0;
-  for (const Statement& st : statements) {
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const Statement& st = statements[i];
     std::vector<const char*> values = Values(st.params);
-    if (PQsendQueryParams(conn_, st.sql.c_str(), static_cast<int>(st.params.size()),
-                          nullptr, values.data(), nullptr, nullptr, 0) != 1) {
+    const int n = static_cast<int>(st.params.size());
+    const int queued =
+        names[i].empty()
+            ? PQsendQueryParams(conn_, st.sql.c_str(), n, nullptr, values.data(),
+                                nullptr, nullptr, 0)
+            : PQsendQueryPrepared(conn_, names[i].c_str(), n, values.data(), nullptr,
+                                  nullptr, 0);
+    if (queued != 1) {
       failed = absl::UnavailableError(
           absl::StrCat("postgres: sending a statement: ", PQerrorMessage(conn_)));
       break;
@@ -273,6 +301,11 @@ absl::StatusOr<std::vector<Result>> Connection::Pipeline(
       results.emplace_back(res);
     } else {
       if (failed.ok() && st != PGRES_PIPELINE_ABORTED) failed = ToStatus(conn_, res);
+      // "cached plan must not change result type": a migration changed a
+      // table under a prepared statement, which then fails on every run.
+      // Forget them all; the next pipeline prepares its texts afresh.
+      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      if (state != nullptr && absl::string_view(state) == "0A000") pipelined_.clear();
       PQclear(res);
     }
     while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);

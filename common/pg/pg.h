@@ -8,10 +8,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/service/bounded_pool.h"
 
@@ -97,6 +98,10 @@ class Connection {
   // one, the statements are one implicit transaction: a failure undoes them
   // all. `meanwhile`, when given, runs once everything is sent and before
   // the results are read: the caller's own work overlaps the server's.
+  // Each statement text is prepared on the connection the first time it is
+  // seen (one more round trip, once), so the server parses and plans it
+  // once rather than in every pipeline; a statement that fails to prepare
+  // is the status, and nothing of the pipeline runs.
   absl::StatusOr<std::vector<Result>> Pipeline(const std::vector<Statement>& statements,
                                                const std::function<void()>& meanwhile = {});
   // Whether libpq still considers the connection good.
@@ -110,7 +115,16 @@ class Connection {
 
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
+  // The name `sql` is prepared under for Pipeline, preparing it first if
+  // need be; "" (the unnamed statement, parsed every time) once
+  // kMaxPipelined texts are prepared, so that a caller building texts on
+  // the fly cannot grow the server's session without bound.
+  absl::StatusOr<std::string> PipelinedName(const std::string& sql);
+
+  static constexpr size_t kMaxPipelined = 32;
   pg_conn* conn_;
+  absl::flat_hash_map<std::string, std::string> pipelined_;  // sql -> name
+  int64_t pipelined_names_ = 0;  // names handed out, for the next one
 };
 
 /// A bounded pool of Connections (common/service/bounded_pool.h). Thread-safe;
