@@ -236,9 +236,7 @@ absl::StatusOr<std::string> Connection::PipelinedName(const std::string& sql) {
   if (auto it = pipelined_.find(sql); it != pipelined_.end()) return it->second;
   if (pipelined_.size() >= kMaxPipelined) return std::string();
   std::string name = absl::StrCat("coupon_pipelined_", ++pipelined_names_);
-  absl::StatusOr<Result> prepared =
-      Finished(conn_, PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
-  if (!prepared.ok()) return prepared.status();
+  if (absl::Status prepared = Prepare(name, sql); !prepared.ok()) return prepared;
   pipelined_.emplace(sql, name);
   return name;
 }
