@@ -369,6 +369,16 @@ std::string Int64Array(const std::vector<int64_t>& values) {
   return out;
 }
 
+std::string BoolArray(const std::vector<bool>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += values[i] ? 't' : 'f';
+  }
+  out += '}';
+  return out;
+}
+
 std::string TextArray(const std::vector<std::string>& values) {
   std::string out = "{";
   for (size_t i = 0; i < values.size(); ++i) {

@@ -156,6 +156,8 @@ absl::Status InTransaction(Connection& conn, Fn&& body);
 // Array literals for `$n::bigint[]` / `$n::text[]` parameters.
 std::string Int64Array(const std::vector<int64_t>& values);
 std::string TextArray(const std::vector<std::string>& values);
+// ... and `$n::boolean[]`.
+std::string BoolArray(const std::vector<bool>& values);
 
 // SQL turning a bigint expression of microseconds since the epoch into a
 // timestamptz, exactly (to_timestamp goes through a double). `expr` is

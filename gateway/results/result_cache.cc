@@ -76,6 +76,10 @@ void ResultCache::EvictHoldersLocked() {
         holder_bytes_ -= Slot<PairKey, Holding>() + Heap(it->first.second) +
                          Heap(it->second.request_id);
         holders_.erase(it);
+        // The coupon's list is no longer whole.
+        if (auto c = coupons_.find(oldest.first); c != coupons_.end()) {
+          c->second.all_holders = false;
+        }
       }
       holder_bytes_ -= DequeElement<PairKey>() + Heap(oldest.second);
       holder_order_.pop_front();
@@ -102,6 +106,19 @@ void ResultCache::SetCouponLocked(int64_t coupon_id, bool sold_out,
   state.sold_out = state.sold_out || sold_out || state.remaining == 0;
 }
 
+void ResultCache::AddHolderLocked(int64_t coupon_id, const std::string& user_id,
+                                  const std::string& request_id,
+                                  int64_t user_coupon_id) {
+  PairKey key{coupon_id, user_id};
+  if (auto [it, added] = holders_.try_emplace(key, Holding{request_id, user_coupon_id});
+      added) {
+    holder_bytes_ += Slot<PairKey, Holding>() + Heap(it->first.second) +
+                     Heap(it->second.request_id) + DequeElement<PairKey>() +
+                     Heap(key.second);
+    holder_order_.push_back(std::move(key));
+  }
+}
+
 bool ResultCache::Learn(const IssueResult& r, Source source) {
   absl::MutexLock lock(&mu_);
   if (auto it = queued_.find(r.request_id);
@@ -115,14 +132,7 @@ bool ResultCache::Learn(const IssueResult& r, Source source) {
   if (!IsStoredOutcome(r.outcome)) return false;
 
   if (r.outcome == Outcome::kIssued) {
-    PairKey key{r.coupon_id, r.user_id};
-    if (auto [it, added] = holders_.try_emplace(key, Holding{r.request_id, r.user_coupon_id});
-        added) {
-      holder_bytes_ += Slot<PairKey, Holding>() + Heap(it->first.second) +
-                       Heap(it->second.request_id) + DequeElement<PairKey>() +
-                       Heap(key.second);
-      holder_order_.push_back(std::move(key));
-    }
+    AddHolderLocked(r.coupon_id, r.user_id, r.request_id, r.user_coupon_id);
   }
   // A stored result's remaining stock is never below the coupon's real one,
   // so 0 there means sold out.
@@ -201,6 +211,25 @@ void ResultCache::SoldOut(int64_t coupon_id) {
   absl::MutexLock lock(&mu_);
   SetCouponLocked(coupon_id, /*sold_out=*/true, /*remaining=*/0);
   EvictHoldersLocked();
+}
+
+void ResultCache::LearnAllHolders(int64_t coupon_id,
+                                  const std::vector<UserCouponRow>& copies) {
+  absl::MutexLock lock(&mu_);
+  SetCouponLocked(coupon_id, /*sold_out=*/true, /*remaining=*/0);
+  for (const UserCouponRow& copy : copies) {
+    AddHolderLocked(coupon_id, copy.user_id, copy.request_id, copy.user_coupon_id);
+  }
+  coupons_[coupon_id].all_holders = true;
+  // What the budget cannot keep clears the flag again.
+  EvictHoldersLocked();
+}
+
+bool ResultCache::HoldsNoCopy(int64_t coupon_id, const std::string& user_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto coupon = coupons_.find(coupon_id);
+  return coupon != coupons_.end() && coupon->second.all_holders &&
+         !holders_.contains(PairKey{coupon_id, user_id});
 }
 
 std::optional<IssueResult> ResultCache::Find(const std::string& request_id) const {

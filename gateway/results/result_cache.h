@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
@@ -90,6 +91,16 @@ class ResultCache {
   // The coupon's stock was read as zero from the store.
   void SoldOut(int64_t coupon_id);
 
+  // Every copy of a sold-out coupon, read from the store in the snapshot
+  // that found its stock gone. A sold-out coupon gains no holder (stock never
+  // grows), so while the cache keeps all of them it knows that nobody else
+  // holds one. Forgetting any of them (the holder budget) ends that.
+  void LearnAllHolders(int64_t coupon_id, const std::vector<UserCouponRow>& copies);
+
+  // True when the cache holds every copy of the coupon (LearnAllHolders,
+  // none forgotten since) and none of them is the user's.
+  bool HoldsNoCopy(int64_t coupon_id, const std::string& user_id) const;
+
   // The stored result of a request id, if the cache holds it.
   std::optional<IssueResult> Find(const std::string& request_id) const;
 
@@ -137,6 +148,7 @@ class ResultCache {
   struct CouponState {
     bool sold_out = false;
     int64_t remaining = -1;
+    bool all_holders = false;  // holders_ has every copy (LearnAllHolders)
   };
   using PairKey = std::pair<int64_t, std::string>;
   // Which map an entry of `result_order_` belongs to.
@@ -149,6 +161,9 @@ class ResultCache {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void EvictHoldersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetCouponLocked(int64_t coupon_id, bool sold_out, int64_t remaining)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddHolderLocked(int64_t coupon_id, const std::string& user_id,
+                       const std::string& request_id, int64_t user_coupon_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CacheLimits limits_;

@@ -63,20 +63,22 @@ struct RecorderMetrics {
 };
 
 // The batch's proposals, one array per column.
+// `chk`: whether a SOLD_OUT is checked against the user's copies.
 constexpr char kProposals[] =
     "unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[],"
-    " $6::bigint[]) AS p(r, c, u, o, rem, at)";
+    " $6::bigint[], $7::boolean[]) AS p(r, c, u, o, rem, at, chk)";
 
 // The proposals in `from` stored as rows of issue_results. A SOLD_OUT for a
 // user who holds a copy is ALREADY_ISSUED, as the worker would decide it. The
-// holder is probed by index, row by row: as a join the planner may scan all
-// of user_coupons.
+// holder is probed by index, row by row (as a join the planner may scan all
+// of user_coupons), unless the gateway knows the user holds none (`chk`
+// false: AND stops at it).
 std::string InsertSql(absl::string_view from) {
   return absl::StrCat(
       "INSERT INTO issue_results (request_id, coupon_id, user_id,"
       "   outcome, remaining_quantity, decided_at)"
       " SELECT p.r, p.c, p.u,"
-      "   CASE WHEN p.o = 'SOLD_OUT' AND (SELECT 1 FROM user_coupons uc"
+      "   CASE WHEN p.o = 'SOLD_OUT' AND p.chk AND (SELECT 1 FROM user_coupons uc"
       "     WHERE uc.coupon_id = p.c AND uc.user_id = p.u LIMIT 1) IS NOT NULL"
       "   THEN 'ALREADY_ISSUED' ELSE p.o END,"
       "   p.rem, ",
@@ -158,6 +160,8 @@ void AnswerRecorder::Handle(std::vector<Item>& batch, bool stopping) {
     item.done(stored.ok() ? std::move(item.stored)
                           : absl::StatusOr<IssueResult>(stored));
   }
+  // After the callers heard their answers: they do not wait for this.
+  if (stored.ok() && !stopping) LearnCopies();
   // Not in a tight loop against a database that is down: the callers fall
   // back on the worker meanwhile.
   if (!stored.ok() && !stopping) {
@@ -180,9 +184,16 @@ absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
   absl::flat_hash_map<std::string, size_t> first;  // id -> index into batch
   std::vector<std::string> r, u, o;
   std::vector<int64_t> c, rem, at;
+  std::vector<bool> chk;
+  copies_wanted_.clear();
   for (size_t i = 0; i < batch.size(); ++i) {
     const IssueResult& p = batch[i].proposed;
     if (!first.try_emplace(p.request_id, i).second) continue;
+    const bool sold_out = p.outcome == Outcome::kSoldOut;
+    const bool check = sold_out && !(config_.knows_no_copy &&
+                                     config_.knows_no_copy(p.coupon_id, p.user_id));
+    if (check) copies_wanted_.insert(p.coupon_id);
+    chk.push_back(check);
     r.push_back(p.request_id);
     c.push_back(p.coupon_id);
     u.push_back(p.user_id);
@@ -192,7 +203,8 @@ absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
   }
   const std::vector<pg::Param> params = {pg::TextArray(r),   pg::Int64Array(c),
                                          pg::TextArray(u),   pg::TextArray(o),
-                                         pg::Int64Array(rem), pg::Int64Array(at)};
+                                         pg::Int64Array(rem), pg::Int64Array(at),
+                                         pg::BoolArray(chk)};
   absl::StatusOr<pg::Result> told = absl::UnknownError("not run");
   if (!taken_seen_) {
     told = conn_->ExecPrepared(kStoreNew, params);
@@ -255,6 +267,48 @@ absl::Status AnswerRecorder::Store(std::vector<Item>& batch) {
     if (auto it = turned.find(id); it != turned.end()) item.stored->outcome = it->second;
   }
   return absl::OkStatus();
+}
+
+// The coupon's every copy, if its stock is gone and it has at most $2: one
+// row of NULLs when it has none; no row at all otherwise. One statement, so
+// one snapshot: the copies are those of the decisions that took the stock.
+constexpr char kSoldOutCopiesSql[] =
+    "SELECT uc.user_coupon_id, uc.user_id, uc.request_id"
+    " FROM coupons c LEFT JOIN user_coupons uc ON uc.coupon_id = c.coupon_id"
+    " WHERE c.coupon_id = $1 AND c.remaining_quantity = 0 AND c.total_quantity <= $2";
+
+void AnswerRecorder::LearnCopies() {
+  if (!config_.learn_copies || copies_wanted_.empty() || !conn_) return;
+  const absl::Time now = absl::Now();
+  if (copies_read_at_.size() > 100000) copies_read_at_.clear();  // bounded
+  for (int64_t coupon_id : copies_wanted_) {
+    auto [it, added] = copies_read_at_.try_emplace(coupon_id, now);
+    if (!added && now - it->second < config_.copies_retry) continue;
+    it->second = now;
+    absl::StatusOr<pg::Result> rows =
+        conn_->Exec(kSoldOutCopiesSql, {absl::StrCat(coupon_id),
+                                        absl::StrCat(config_.max_copies)});
+    if (!rows.ok()) {
+      LOG_EVERY_N(WARNING, 10) << "gateway: reading the copies of coupon "
+                               << coupon_id << ": " << rows.status();
+      if (!conn_->healthy()) conn_.reset();
+      return;
+    }
+    if (rows->rows() == 0) continue;  // stock left, or too many copies
+    std::vector<UserCouponRow> copies;
+    for (int i = 0; i < rows->rows(); ++i) {
+      if (rows->IsNull(i, 0)) continue;  // sold out with no copy
+      UserCouponRow copy;
+      copy.user_coupon_id = rows->GetInt64(i, 0);
+      copy.coupon_id = coupon_id;
+      copy.user_id = std::string(rows->Get(i, 1));
+      copy.request_id = std::string(rows->Get(i, 2));
+      copies.push_back(std::move(copy));
+    }
+    VLOG(1) << "gateway: coupon " << coupon_id << " is sold out with "
+            << copies.size() << " copies, all known now";
+    config_.learn_copies(coupon_id, copies);
+  }
 }
 
 }  // namespace coupon::gateway

@@ -191,6 +191,65 @@ TEST(ResultCache, AForgottenResultStillAnswersTheHolder) {
   EXPECT_EQ(known.result.user_coupon_id, 100);
 }
 
+UserCouponRow Copy(int64_t coupon, std::string user, std::string request_id,
+                   int64_t user_coupon_id) {
+  UserCouponRow row;
+  row.user_coupon_id = user_coupon_id;
+  row.coupon_id = coupon;
+  row.user_id = std::move(user);
+  row.request_id = std::move(request_id);
+  return row;
+}
+
+// A sold-out coupon's every copy, learned at once: the cache then knows who
+// holds none, and resends of the copies' own requests are answered ISSUED.
+TEST(ResultCache, KnowsWhoHoldsNoCopyOnceItHoldsEveryCopy) {
+  ResultCache cache;
+  EXPECT_FALSE(cache.HoldsNoCopy(7, "carol"));  // nothing known yet
+  cache.SoldOut(7);
+  EXPECT_FALSE(cache.HoldsNoCopy(7, "carol"));  // sold out, holders unknown
+
+  cache.LearnAllHolders(7, {Copy(7, "alice", "a-1", 11), Copy(7, "bob", "b-1", 12)});
+  EXPECT_TRUE(cache.HoldsNoCopy(7, "carol"));
+  EXPECT_FALSE(cache.HoldsNoCopy(7, "alice"));
+  EXPECT_FALSE(cache.HoldsNoCopy(8, "carol"));  // another coupon
+  Known resent = cache.LookUp("a-1", 7, "alice");
+  EXPECT_EQ(resent.kind, Known::Kind::kStored);
+  EXPECT_EQ(resent.result.outcome, Outcome::kIssued);
+  EXPECT_EQ(resent.result.user_coupon_id, 11);
+  EXPECT_EQ(cache.Infer("b-2", 7, "bob", 0).result.outcome, Outcome::kAlreadyIssued);
+  EXPECT_EQ(cache.Infer("c-1", 7, "carol", 0).result.outcome, Outcome::kSoldOut);
+}
+
+// Forgetting one holder of the coupon (the budget) ends the certainty.
+TEST(ResultCache, ForgettingOneHolderEndsTheCertainty) {
+  CacheLimits limits;
+  limits.holder_bytes = 64 << 10;
+  ResultCache cache(limits);
+  cache.LearnAllHolders(7, {Copy(7, "alice", "a-1", 11)});
+  ASSERT_TRUE(cache.HoldsNoCopy(7, "carol"));
+  // Other coupons' holders push alice out.
+  for (int i = 0; cache.LookUp("a-1", 7, "alice").kind == Known::Kind::kStored; ++i) {
+    ASSERT_LT(i, 100000) << "alice was never forgotten";
+    cache.Learn(Result(absl::StrCat("x-", i), 8, absl::StrCat("user-", i), Outcome::kIssued));
+  }
+  EXPECT_FALSE(cache.HoldsNoCopy(7, "carol"));
+  EXPECT_FALSE(cache.HoldsNoCopy(7, "alice"));
+}
+
+// A list larger than the budget is never taken as whole.
+TEST(ResultCache, AListLargerThanTheBudgetIsNotWhole) {
+  CacheLimits limits;
+  limits.holder_bytes = 16 << 10;
+  ResultCache cache(limits);
+  std::vector<UserCouponRow> copies;
+  for (int i = 0; i < 1000; ++i) {
+    copies.push_back(Copy(7, absl::StrCat("user-", i), absl::StrCat("r-", i), i + 1));
+  }
+  cache.LearnAllHolders(7, copies);
+  EXPECT_FALSE(cache.HoldsNoCopy(7, "carol"));
+}
+
 // The budgets are bytes, and they hold: fill both far past them and measure
 // what the heap really grew by.
 TEST(ResultCache, FilledPastItsBudgetsItStaysWithinThem) {
