@@ -205,6 +205,17 @@ port_open() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
+# http_status HOST PORT PATH: the status code an HTTP GET of PATH answers,
+# or nothing when nothing does (bash's /dev/tcp: no curl needed).
+http_status() {
+  (
+    exec 3<>"/dev/tcp/$1/$2" || exit 0
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" "$1" >&3
+    local code
+    read -r -t 2 _ code _ <&3 && printf '%s' "$code"
+  ) 2>/dev/null || true
+}
+
 # port_owner PORT: "pid=N cmd=NAME" of the process listening on PORT, if ss can tell.
 port_owner() {
   local line

@@ -59,7 +59,7 @@ start_services() {
   local i
   for i in $(seq 1 100); do
     if "$LOCAL_BIN/grpcurl" -plaintext "127.0.0.1:$GATEWAY_PORT" \
-      grpc.health.v1.Health/Check 2>/dev/null | grep -q SERVING; then
+      grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"'; then
       break
     fi
     ((i < 100)) || die "the gateway did not become SERVING in 20 s"
