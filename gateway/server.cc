@@ -86,6 +86,7 @@ pg::SessionSettings GatewaySession(const GatewayConfig& config,
   s.keepalives_count = 3;
   s.tcp_user_timeout = absl::Seconds(15);
   s.application_name = absl::StrCat("coupon-gateway ", gateway_id);
+  s.key_lookups_only = true;
   return s;
 }
 

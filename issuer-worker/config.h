@@ -56,6 +56,7 @@ struct WorkerConfig {
     s.keepalives_interval = absl::Seconds(2);
     s.keepalives_count = 3;
     s.tcp_user_timeout = absl::Seconds(15);
+    s.key_lookups_only = true;
     return s;
   }
 };

@@ -159,6 +159,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
   if (settings.tcp_user_timeout > absl::ZeroDuration()) {
     gucs.push_back({"tcp_user_timeout", Millis(settings.tcp_user_timeout)});
   }
+  if (settings.key_lookups_only) gucs.push_back({"enable_seqscan", "off"});
   if (!gucs.empty()) {
     std::string sql = "SELECT ";
     std::vector<Param> args;

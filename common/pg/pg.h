@@ -43,6 +43,15 @@ struct SessionSettings {
   absl::Duration tcp_user_timeout = absl::ZeroDuration();
   // pg_stat_activity's application_name unless the DSN names one.
   std::string application_name;
+  // For a session whose every statement looks rows up by key (the gateway's
+  // and the worker's): enable_seqscan off, so that no plan scans a whole
+  // table where an index serves. A prepared statement's plan is made once
+  // and kept (after five runs, one generic plan), with the table sizes of
+  // that moment. Made while autovacuum's statistics say a table is nearly
+  // empty (a new deployment's first sale, or a table just emptied), it is a
+  // sequential scan, and it stays until the table is analyzed again while
+  // the sale fills it. A table without a usable index is still scanned.
+  bool key_lookups_only = false;
 };
 
 /// Owns one PGresult. Movable, not copyable; any thread.
