@@ -13,7 +13,8 @@
 #   5. a perf profile of the whole machine during a hot sale, per issuer;
 #   6. latency against load: the spread workload open loop at 500, 1,000,
 #      2,000, 5,000 and 10,000 calls/s and closed loop (saturation), both
-#      issuers;
+#      issuers, and the bare gRPC server at the same open-loop rates (what
+#      gRPC and the load generator alone cost per call there);
 #   7. the worker's drain of a 200,000-event backlog (over 100 coupons and
 #      on one hot coupon) beside pgbench running the worker's own
 #      transaction at the batch size the worker reached;
@@ -130,13 +131,15 @@ for workers in 1 2 3; do
   scripts/services stop >/dev/null
 done
 
-log "== latency against load: the spread workload, open loop, both issuers"
+log "== latency against load: the spread workload, open loop, both issuers and the bare server"
 for issuer in kafka redis; do
   for rate in "${CURVE_RATES[@]}" 0; do
     curve_point "$issuer" "$rate"
   done
   curve_tsv "$RESULTS_DIR" "$issuer"
 done
+for rate in "${CURVE_RATES[@]}"; do curve_bare_point "$rate"; done
+curve_tsv "$RESULTS_DIR" bare
 
 log "== the worker's drain of a backlog, and pgbench running its transaction"
 drain_backlog drain-spread --workload spread --requests "$DRAIN_CALLS" --users $((DRAIN_CALLS / 2))
@@ -173,4 +176,5 @@ else
     "$RESULTS_DIR/benchmarks-other-sittings.md" >"$RESULTS_DIR/benchmarks.md"
   log "wrote $RESULTS_DIR/benchmarks.md"
 fi
-check_invariants "$RESULTS_DIR" 'kafka-*.json' 'redis-*.json' 'curve-*.json' 'drain-*.json'
+check_invariants "$RESULTS_DIR" 'kafka-*.json' 'redis-*.json' 'curve-kafka-*.json' \
+  'curve-redis-*.json' 'drain-*.json'

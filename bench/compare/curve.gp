@@ -1,6 +1,6 @@
 # bench/compare/curve.gp — latency and CPU against load, both issuers.
 # Called by bench/compare.sh: gnuplot -e "dir='...'" curve.gp
-# Reads <dir>/curve-kafka.tsv and curve-redis.tsv (bench/compare/lib.sh's
+# Reads <dir>/curve-kafka.tsv, curve-redis.tsv and curve-bare.tsv (bench/compare/lib.sh's
 # curve_tsv: one line per offered rate, saturation last; columns: offered,
 # answered/s, IssueCoupon p50, p99, accept->result p50, p99, then CPU s per
 # 1,000 calls of gateway, worker|outbox, kafka|redis, postgres, flashsale,
@@ -14,6 +14,7 @@ set xlabel "offered calls per second, open loop (stars: saturation, at the rate 
 # star at the rate it reached.
 kafka = dir."/curve-kafka.tsv"
 redis = dir."/curve-redis.tsv"
+bare = dir."/curve-bare.tsv"
 
 set output dir."/curve-latency.png"
 set title "spread workload: latency against load"
@@ -43,5 +44,6 @@ plot kafka using ($1 > 0 ? $1 : NaN):12 with linespoints lw 2 pt 7 lc rgb "#1f77
      redis using ($1 > 0 ? $1 : NaN):12 with linespoints lw 2 pt 7 lc rgb "#d62728" title "Redis path: machine", \
      redis using ($1 > 0 ? $1 : NaN):7 with linespoints lw 1 pt 6 lc rgb "#d62728" dt 3 title "Redis path: gateway", \
      redis using ($1 > 0 ? $1 : NaN):10 with linespoints lw 1 pt 8 lc rgb "#d62728" dt 4 title "Redis path: PostgreSQL", \
+     bare using 1:($7 + $11) with linespoints lw 2 pt 7 lc rgb "#7f7f7f" title "bare gRPC server + load generator", \
      kafka using ($1 == 0 ? $2 : NaN):12 with points pt 3 ps 2 lc rgb "#1f77b4" notitle, \
      redis using ($1 == 0 ? $2 : NaN):12 with points pt 3 ps 2 lc rgb "#d62728" notitle

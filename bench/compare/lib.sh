@@ -320,7 +320,10 @@ check_invariants() {
 # those plans until autovacuum analyzes the table again, up to a minute
 # later; the first hot sale then ran at 8,625 calls/s instead of 14,381
 # (12,283 sequential scans of user_coupons). After TRUNCATE alone the
-# planner knows it does not know the size (reltuples -1) and uses the indexes.
+# planner knows it does not know the size (reltuples -1) and uses the indexes,
+# until autovacuum analyzes the emptied tables on its own; the services'
+# sessions no longer plan table scans either way (enable_seqscan off, see
+# docs/operations.md).
 empty_tables() {
   psql_coupon "TRUNCATE issue_results, coupon_outbox, user_coupons, coupons" >/dev/null
   redis-cli -h "${REDIS_ADDR%:*}" -p "${REDIS_ADDR##*:}" FLUSHDB >/dev/null ||
@@ -370,10 +373,33 @@ curve_point() {
   scripts/services stop >/dev/null
 }
 
+# curve_bare_point RATE: the same open loop against the bare gRPC server
+# (bench/bare_server, which answers at once and stores nothing): what gRPC
+# and the load generator alone cost per call at RATE, the floor under every
+# other line of the curve. Into curve-bare-RATE.*.
+curve_bare_point() {
+  local rate="$1" calls=$(($1 * CURVE_SECONDS)) pid
+  ((calls >= CURVE_MIN_CALLS)) || calls="$CURVE_MIN_CALLS"
+  "$BARE_SERVER" --listen "127.0.0.1:$BARE_PORT" >"$RESULTS_DIR/curve-bare-$rate.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$RUN_DIR/bare.pid"
+  wait_for_port 127.0.0.1 "$BARE_PORT" 10 bare-grpc-server "$RESULTS_DIR/curve-bare-$rate.log" "$pid"
+  "$FLASHSALE" --target "127.0.0.1:$BARE_PORT" --verify=false --progress=false \
+    --workload spread --requests "$calls" --users $((calls / 2)) --rate "$rate" \
+    --pids "bare=$pid" --json_out "$RESULTS_DIR/curve-bare-$rate.json" \
+    >"$RESULTS_DIR/curve-bare-$rate.txt" 2>&1 ||
+    die "flashsale against the bare server at $rate calls/s failed (see $RESULTS_DIR/curve-bare-$rate.txt)"
+  log "curve-bare-$rate: $(grep -E '^send phase' "$RESULTS_DIR/curve-bare-$rate.txt")"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -f -- "$RUN_DIR/bare.pid"
+}
+
 # curve_tsv DIR ISSUER: one line per point of the curve, by offered rate
 # (saturation last): offered answered/s IssueCoupon-p50 -p99 accept->result
-# -p50 -p99, then CPU s per 1,000 calls of the gateway, the worker or outbox,
-# the broker or Redis, PostgreSQL, the load generator and the machine.
+# -p50 -p99, then CPU s per 1,000 calls of the gateway (the bare server for
+# ISSUER bare), the worker or outbox, the broker or Redis, PostgreSQL, the
+# load generator and the machine.
 curve_tsv() {
   local dir="$1" issuer="$2" f
   for f in "$dir"/curve-"$issuer"-*.json; do
@@ -385,7 +411,8 @@ curve_tsv() {
       [ (if (.mode | startswith("open")) then (.mode | capture("(?<r>[0-9]+)").r) else "0" end),
         .requests_per_second, .issue_latency.p50_ms, .issue_latency.p99_ms,
         e(.end_to_end_latency.p50_ms), e(.end_to_end_latency.p99_ms),
-        c("gateway"), (if .issuer == "kafka" then c("worker") else c("outbox") end),
+        (c("gateway") as $g | if $g == "NaN" then c("bare") else $g end),
+        (if .issuer == "kafka" then c("worker") else c("outbox") end),
         (if .issuer == "kafka" then c("kafka") else c("redis") end), c("postgres"),
         c("flashsale"), c("machine") ] | @tsv' "$f"
   done | sort -n | awk '$1 == 0 { last = $0; next } { print } END { if (last != "") print last }' \

@@ -20,7 +20,7 @@ import sys
 
 WORKLOADS = ["hot", "spread", "retry", "soldout"]
 ISSUERS = ["kafka", "redis"]
-NAMES = {"kafka": "Kafka issuer", "redis": "Redis issuer"}
+NAMES = {"kafka": "Kafka issuer", "redis": "Redis issuer", "bare": "bare gRPC server"}
 DASH = "–"
 
 
@@ -236,6 +236,11 @@ def goals_section(p, r, hot_k, hot_r):
       f"| ≤ 2× | {fmt(machine_2000, 4)} ÷ {fmt(machine_hot, 4)} = "
       f"{ratio(machine_2000, machine_hot)} | "
       f"{met(leq(machine_2000 / machine_hot if machine_2000 and machine_hot else None, 2))} |")
+    bare_2000 = bare_and_load(curve_point(r.curve("bare"), 2000))
+    p(f"| 1. the floor of that ratio here: the bare gRPC server and the load generator "
+      f"alone at 2,000 calls/s (spread, open loop) ÷ the same saturated hot figure | "
+      f"below 2× for goal 1 to be reachable | {fmt(bare_2000, 4)} ÷ {fmt(machine_hot, 4)} = "
+      f"{ratio(bare_2000, machine_hot)} | |")
     p(f"| 1. broker CPU per call at 2,000 calls/s ÷ at saturation (spread): "
       f"the broker's work follows the data | near 1× | {fmt(broker_2000, 4)} ÷ "
       f"{fmt(broker_sat, 4)} = {ratio(broker_2000, broker_sat)} | |")
@@ -269,14 +274,24 @@ def goals_section(p, r, hot_k, hot_r):
     p("")
 
 
+def bare_and_load(sale):
+    """The bare server's and the load generator's CPU per 1,000 calls, summed."""
+    bare, load = cpu(sale, "bare"), cpu(sale, "flashsale")
+    return None if bare is None or load is None else bare + load
+
+
 def curve_section(p, r, plots):
     p("## Latency against load\n")
     p("The spread workload (100 coupons of 1,000; each user asks twice) on "
       "fresh services, open loop at each offered rate for about 10 s, then "
       "closed loop with 512 in flight (*saturation*). Accept → result is the "
       "time from the ACCEPTED answer to the result on the coupon's stream; the "
-      "Redis issuer answers final at once, so it has none. CPU in seconds per "
-      "1,000 calls, from `/proc`.\n")
+      "Redis issuer answers final at once, so it has none. The bare gRPC "
+      "server (`bench/bare_server`, answering at once and storing nothing) ran "
+      "the same open loop: what gRPC and the load generator alone cost per call "
+      "at each rate, its CPU in the gateway column and, as machine, the two "
+      "processes' sum (nothing else of the stack works then). CPU in seconds "
+      "per 1,000 calls, from `/proc`.\n")
     p("| issuer | offered calls/s | answered calls/s | errors | IssueCoupon p50 / p99 ms "
       "| accept → result p50 / p99 ms | gateway | worker or outbox | broker or Redis "
       "| PostgreSQL | load generator | machine |")
@@ -291,6 +306,12 @@ def curve_section(p, r, plots):
               + " | ".join(fmt(cpu(s, n), 4) for n in
                            ("gateway", worker, server, "postgres", "flashsale", "machine"))
               + " |")
+    for offered, s in r.curve("bare"):
+        p(f"| {NAMES['bare']} | {fmt(offered)} | {fmt(get(s, 'requests_per_second'))} | "
+          f"{fmt(get(s, 'errors'))} | "
+          f"{latency_cell(get(s, 'issue_latency'), ('p50_ms', 'p99_ms'))} | {DASH} | "
+          f"{fmt(cpu(s, 'bare'), 4)} | {DASH} | {DASH} | {DASH} | "
+          f"{fmt(cpu(s, 'flashsale'), 4)} | {fmt(bare_and_load(s), 4)} |")
     p("")
     p("The Kafka path's worker along the curve (from its `/metrics`, the "
       "warm-up sale left out): batches, their mean events, the mean "
