@@ -146,19 +146,29 @@ ghz_run() {
   log "$name: $(jq -r '"\(.rps | floor) requests/s, \(.statusCodeDistribution)"' "$RESULTS_DIR/$name.json")"
 }
 
+# bare_server_start LOG: bench/bare_server on BARE_PORT, its pid in BARE_PID
+# (and RUN_DIR/bare.pid), once it listens. bare_server_stop ends it.
+bare_server_start() {
+  "$BARE_SERVER" --listen "127.0.0.1:$BARE_PORT" >"$1" 2>&1 &
+  BARE_PID=$!
+  echo "$BARE_PID" >"$RUN_DIR/bare.pid"
+  wait_for_port 127.0.0.1 "$BARE_PORT" 10 bare-grpc-server "$1" "$BARE_PID"
+}
+bare_server_stop() {
+  kill "$BARE_PID"
+  wait "$BARE_PID" 2>/dev/null || true
+  rm -f -- "$RUN_DIR/bare.pid"
+}
+
 ceiling_bare_grpc() {  # calls
-  "$BARE_SERVER" --listen "127.0.0.1:$BARE_PORT" >"$RESULTS_DIR/bare.log" 2>&1 &
-  local pid=$!
-  echo "$pid" >"$RUN_DIR/bare.pid"
-  wait_for_port 127.0.0.1 "$BARE_PORT" 10 bare-grpc-server "$RESULTS_DIR/bare.log" "$pid"
+  bare_server_start "$RESULTS_DIR/bare.log"
+  local pid="$BARE_PID"
   "$FLASHSALE" --target "127.0.0.1:$BARE_PORT" --verify=false --progress=false \
     --requests "$1" --pids "bare=$pid" --json_out "$RESULTS_DIR/bare-flashsale.json" \
     >"$RESULTS_DIR/bare-flashsale.txt" 2>&1 || die "flashsale against the bare server failed"
   log "bare-flashsale: $(grep -E '^send phase' "$RESULTS_DIR/bare-flashsale.txt")"
   ghz_run ghz-bare "127.0.0.1:$BARE_PORT" 1 "$1"
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  rm -f -- "$RUN_DIR/bare.pid"
+  bare_server_stop
 }
 
 ghz_gateway() {  # issuer calls: ghz against the gateway, one coupon of 10,000
@@ -378,21 +388,16 @@ curve_point() {
 # and the load generator alone cost per call at RATE, the floor under every
 # other line of the curve. Into curve-bare-RATE.*.
 curve_bare_point() {
-  local rate="$1" calls=$(($1 * CURVE_SECONDS)) pid
+  local rate="$1" calls=$(($1 * CURVE_SECONDS))
   ((calls >= CURVE_MIN_CALLS)) || calls="$CURVE_MIN_CALLS"
-  "$BARE_SERVER" --listen "127.0.0.1:$BARE_PORT" >"$RESULTS_DIR/curve-bare-$rate.log" 2>&1 &
-  pid=$!
-  echo "$pid" >"$RUN_DIR/bare.pid"
-  wait_for_port 127.0.0.1 "$BARE_PORT" 10 bare-grpc-server "$RESULTS_DIR/curve-bare-$rate.log" "$pid"
+  bare_server_start "$RESULTS_DIR/curve-bare-$rate.log"
   "$FLASHSALE" --target "127.0.0.1:$BARE_PORT" --verify=false --progress=false \
     --workload spread --requests "$calls" --users $((calls / 2)) --rate "$rate" \
-    --pids "bare=$pid" --json_out "$RESULTS_DIR/curve-bare-$rate.json" \
+    --pids "bare=$BARE_PID" --json_out "$RESULTS_DIR/curve-bare-$rate.json" \
     >"$RESULTS_DIR/curve-bare-$rate.txt" 2>&1 ||
     die "flashsale against the bare server at $rate calls/s failed (see $RESULTS_DIR/curve-bare-$rate.txt)"
   log "curve-bare-$rate: $(grep -E '^send phase' "$RESULTS_DIR/curve-bare-$rate.txt")"
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  rm -f -- "$RUN_DIR/bare.pid"
+  bare_server_stop
 }
 
 # curve_tsv DIR ISSUER: one line per point of the curve, by offered rate
