@@ -8,6 +8,7 @@
 #include "common/domain/status_macros.h"
 #include "common/wire/event_codec.h"
 #include "glog/logging.h"
+#include "redis-issuer/copies.h"
 #include "redis-issuer/records.h"
 
 namespace coupon::redis_issuer {
@@ -42,18 +43,23 @@ const std::string& StoreCopiesSql() {
   return *sql;
 }
 
-// Each settled record written (kept ARGV[1] s) and taken out of the reserved
-// copies, and its result published, in one step.
+// Each settled record written (kept for good, or its ttl: RecordTtlSeconds)
+// and taken out of the reserved copies, and its result published, in one
+// step.
 // KEYS: the request records, then kReservedKey.
-// ARGV: 1 ttl (s), 2 the channel, then per record: the record, its request
-//       id, the encoded result.
+// ARGV: 1 the channel, then per record: the record, its ttl (s, 0 for good),
+//       its request id, the encoded result.
 constexpr char kSettleScript[] = R"lua(
 local reserved = KEYS[#KEYS]
 for i = 1, #KEYS - 1 do
-  local a = 3 + (i - 1) * 3
-  redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[1])
-  redis.call('ZREM', reserved, ARGV[a + 1])
-  redis.call('PUBLISH', ARGV[2], ARGV[a + 2])
+  local a = 2 + (i - 1) * 4
+  if ARGV[a + 1] == '0' then
+    redis.call('SET', KEYS[i], ARGV[a])
+  else
+    redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[a + 1])
+  end
+  redis.call('ZREM', reserved, ARGV[a + 2])
+  redis.call('PUBLISH', ARGV[1], ARGV[a + 3])
 end
 return #KEYS - 1
 )lua";
@@ -111,8 +117,19 @@ void CopyWriter::Handle(std::vector<Item>& round, bool stopping) {
   // settles them alike. A copy Redis forgot has no record to settle: the
   // one Redis holds now stands.
   std::vector<IssueResult> settled;
-  for (const Ending& e : *stored) {
-    if (e.ok()) settled.push_back(*e);
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const Ending& e = (*stored)[i];
+    if (e.ok()) {
+      settled.push_back(*e);
+    } else if (absl::IsAlreadyExists(e.status())) {
+      // Nobody holds this reservation: back to the stock. Should Redis not
+      // answer, the outbox scheduler finds it and releases it alike.
+      if (absl::Status released = ReleaseReservation(*redis_, copies[i]); !released.ok()) {
+        LOG_EVERY_N(WARNING, 10) << "redis: releasing the reservation of request "
+                                 << copies[i].request_id << ": " << released
+                                 << " (the outbox scheduler releases it)";
+      }
+    }
   }
   if (!settled.empty()) Settle(settled);
   for (Item& item : round) item.done((*stored)[ending.at(item.reserved.request_id)]);
@@ -144,22 +161,18 @@ absl::StatusOr<std::vector<CopyWriter::Ending>> CopyWriter::Store(
                                  }),
                   pending.end());
   }
-  absl::flat_hash_map<std::string, int64_t>& copy_of = written->copy_of;
+  absl::flat_hash_map<std::string, IssueResult> held;
   if (!written->skipped.empty()) {
     // Read after the insert committed: a copy of the same request that
     // another writer committed while it ran is seen here, not by its
     // snapshot.
-    absl::StatusOr<pg::Result> rows = conn_->Exec(
-        "SELECT request_id, user_coupon_id FROM user_coupons"
-        " WHERE request_id = ANY($1::text[])",
-        {pg::TextArray(written->skipped)});
-    if (!rows.ok()) {
+    absl::StatusOr<absl::flat_hash_map<std::string, IssueResult>> found =
+        FindCopies(*conn_, written->skipped);
+    if (!found.ok()) {
       if (!conn_->healthy()) conn_.reset();
-      return rows.status();
+      return found.status();
     }
-    for (int i = 0; i < rows->rows(); ++i) {
-      copy_of[std::string(rows->Get(i, 0))] = rows->GetInt64(i, 1);
-    }
+    held = std::move(*found);
   }
   std::vector<Ending> ended;
   ended.reserve(copies.size());
@@ -174,18 +187,26 @@ absl::StatusOr<std::vector<CopyWriter::Ending>> CopyWriter::Store(
           "written; retry with the same request_id")));
       continue;
     }
-    if (auto it = copy_of.find(e.request_id); it != copy_of.end()) {
+    if (auto it = written->copy_of.find(e.request_id); it != written->copy_of.end()) {
       e.outcome = Outcome::kIssued;
       e.user_coupon_id = it->second;
-    } else {
-      // PostgreSQL knows this user holds a copy that Redis forgot.
+      ended.push_back(std::move(e));
+      continue;
+    }
+    auto it = held.find(e.request_id);
+    Ending ending = EndingOf(e, it == held.end() ? nullptr : &it->second);
+    if (ending.ok() && ending->outcome == Outcome::kAlreadyIssued) {
       LOG(WARNING) << "redis issued coupon " << e.coupon_id << " to " << e.user_id
                    << " again (request " << e.request_id
                    << "); PostgreSQL refused the duplicate";
-      e.outcome = Outcome::kAlreadyIssued;
-      e.user_coupon_id = 0;
+    } else if (!ending.ok()) {
+      LOG(WARNING) << "redis reserved coupon " << e.coupon_id << " for " << e.user_id
+                   << " under request " << e.request_id << ", which holds coupon "
+                   << it->second.coupon_id << " of " << it->second.user_id
+                   << " in PostgreSQL (its record in Redis expired or was lost);"
+                   << " the reservation is released";
     }
-    ended.push_back(std::move(e));
+    ended.push_back(std::move(ending));
   }
   return ended;
 }
@@ -267,11 +288,11 @@ absl::StatusOr<absl::flat_hash_set<std::string>> CopyWriter::Forgotten(
 
 void CopyWriter::Settle(const std::vector<IssueResult>& settled) {
   static const redis::Script* settle = new redis::Script(kSettleScript);
-  std::vector<std::string> keys, argv = {absl::StrCat(absl::ToInt64Seconds(config_.record_ttl)),
-                                         kResultChannel};
+  std::vector<std::string> keys, argv = {kResultChannel};
   for (const IssueResult& s : settled) {
     keys.push_back(RequestKey(s.request_id));
     argv.push_back(FormatRecord(s));
+    argv.push_back(RecordTtlSeconds(s, config_.record_ttl));
     argv.push_back(s.request_id);
     argv.push_back(EncodeIssueResult(s));
   }

@@ -42,7 +42,9 @@ class CopyWriter {
  public:
   // `reserved` as it ended: ISSUED with its user_coupon_id, or
   // ALREADY_ISSUED when PostgreSQL holds the user's copy from another
-  // request (Redis lost its marker); UNAVAILABLE when it was not written,
+  // request (Redis lost its marker); ALREADY_EXISTS when the request id
+  // holds another coupon's or user's copy (its record in Redis expired or
+  // was lost): the reservation is released; UNAVAILABLE when it was not written,
   // and the copy stays reserved (a retry with the same request id, or the
   // outbox scheduler, finishes it), or Redis no longer holds it reserved
   // (it restarted without its data while the copy waited: whatever it
@@ -61,8 +63,9 @@ class CopyWriter {
     Done done;
   };
 
-  // How one copy ended: settled (ISSUED or ALREADY_ISSUED), or UNAVAILABLE
-  // when Redis no longer held it reserved and it was not written.
+  // How one copy ended: settled (ISSUED or ALREADY_ISSUED), ALREADY_EXISTS
+  // (the id is another's: released), or UNAVAILABLE when Redis no longer
+  // held it reserved and it was not written.
   using Ending = absl::StatusOr<IssueResult>;
   // One try of the round's statement, in a transaction that commits unless
   // Redis forgot some of the copies it inserted (then rolled back).

@@ -1,5 +1,6 @@
 #include "redis-issuer/records.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -25,6 +26,11 @@ std::string FormatRecord(const IssueResult& r, bool reserved) {
   }
   return absl::StrCat(outcome, "|", r.remaining_quantity, "|", r.decided_at, "|",
                       r.coupon_id, "|", r.user_id);
+}
+
+std::string RecordTtlSeconds(const IssueResult& settled, absl::Duration ttl) {
+  if (settled.outcome == Outcome::kIssued) return "0";
+  return absl::StrCat(std::max<int64_t>(absl::ToInt64Seconds(ttl), 1));
 }
 
 absl::StatusOr<Record> ParseRecord(const std::string& request_id,

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "common/domain/domain.h"
 
 namespace coupon::redis_issuer {
@@ -37,6 +38,12 @@ struct Record {
   bool reserved = false;
 };
 std::string FormatRecord(const IssueResult& result, bool reserved = false);
+// How long a settled record is kept, in seconds for EX, "0" for good: an
+// ISSUED record stays as long as its copy and the user's marker (which never
+// expire), so that the id is never decided again (resent, it would read
+// ALREADY_ISSUED; reused, it would reserve a second copy). The rest for
+// `ttl` (--redis_record_ttl).
+std::string RecordTtlSeconds(const IssueResult& settled, absl::Duration ttl);
 absl::StatusOr<Record> ParseRecord(const std::string& request_id,
                                    absl::string_view record);
 

@@ -46,7 +46,19 @@ local queued = redis.call('ZCARD', KEYS[1])
 local outcome
 local remaining
 local rank = queued
-if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+local marker = redis.call('GET', KEYS[2])
+if marker == ARGV[2] then
+  -- This request won the user's copy, and its record is gone (Redis
+  -- restored an older state, or the record came from before ISSUED ones
+  -- were kept for good): reserved again, so that the copy is found in
+  -- PostgreSQL, or written, and the id answers ISSUED as it did.
+  if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+    redis.call('ZADD', KEYS[1], queued, ARGV[1])
+  end
+  rank = redis.call('ZRANK', KEYS[1], ARGV[1])
+  outcome = 'RESERVED'
+  remaining = math.max(limit - rank - 1, 0)
+elseif marker or redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   outcome = 'ALREADY_ISSUED'
   remaining = math.max(limit - queued, 0)
   rank = redis.call('ZRANK', KEYS[1], ARGV[1]) or queued
@@ -70,15 +82,17 @@ return {'DECIDED', record, rank}
 )lua";
 
 // An answer the front end inferred, recorded unless the request id has a
-// record already (which then stands); a SOLD_OUT for a user Redis knows as
-// a holder is ALREADY_ISSUED.
+// record already (which then stands) or won the user's copy (its record
+// lost: the decide script finds the copy); a SOLD_OUT for a user Redis
+// knows as a holder is ALREADY_ISSUED.
 // KEYS: 1 request record, 2 issued marker, 3 queue.
 // ARGV: 1 the record to write, 2 its outcome, 3 user id, 4 the same record
-//       with ALREADY_ISSUED, 5 ttl (s).
-// Returns {REPLAY, record} or {RECORDED, record}.
+//       with ALREADY_ISSUED, 5 ttl (s), 6 request id.
+// Returns {REPLAY, record}, {WON, ARGV[1]} or {RECORDED, record}.
 constexpr char kRecordKnownScript[] = R"lua(
 local record = redis.call('GET', KEYS[1])
 if record then return {'REPLAY', record} end
+if redis.call('GET', KEYS[2]) == ARGV[6] then return {'WON', ARGV[1]} end
 record = ARGV[1]
 if ARGV[2] == 'SOLD_OUT' and (redis.call('EXISTS', KEYS[2]) == 1 or
                               redis.call('ZSCORE', KEYS[3], ARGV[3])) then
@@ -204,7 +218,8 @@ void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
                                    QueueKey(cmd.coupon_id)};
   std::vector<std::string> args = {FormatRecord(r), std::string(OutcomeName(r.outcome)),
                                    cmd.user_id, FormatRecord(held),
-                                   absl::StrCat(absl::ToInt64Seconds(record_ttl_))};
+                                   absl::StrCat(absl::ToInt64Seconds(record_ttl_)),
+                                   cmd.request_id};
   async_->Eval(
       record_known_, keys, args,
       [this, cmd = std::move(cmd), coupon, deadline, done = std::move(done)](
@@ -215,10 +230,10 @@ void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
         if (!record.result.BelongsTo(cmd.coupon_id, cmd.user_id)) {
           return done(RequestIdReused(cmd.request_id));
         }
-        if (tag == "REPLAY") {
+        if (tag == "REPLAY" || tag == "WON") {
           // Decided before, maybe on another gateway: the decide script
           // replays that result (and finishes its PostgreSQL write if it was
-          // a copy).
+          // a copy, or finds the copy the request won).
           return Issue(std::move(cmd), coupon, deadline, std::move(done));
         }
         hub_->Remember(record.result);

@@ -149,4 +149,10 @@ absl::Status ValidateTimestamp(absl::string_view field, int64_t seconds,
   return absl::OkStatus();
 }
 
+absl::Status RequestIdReused(absl::string_view request_id) {
+  return absl::AlreadyExistsError(absl::StrCat(
+      "request_id: \"", request_id,
+      "\" was already used for another coupon or user; use a new one"));
+}
+
 }  // namespace coupon

@@ -33,4 +33,9 @@ absl::Status ValidateTotalQuantity(absl::string_view field, int64_t quantity);
 absl::Status ValidateTimestamp(absl::string_view field, int64_t seconds,
                                int32_t nanos);
 
+// ALREADY_EXISTS for a request id reused for another coupon or user: the
+// first use owns the id (the gateway, the worker and the Redis mode's
+// writers answer it alike).
+absl::Status RequestIdReused(absl::string_view request_id);
+
 }  // namespace coupon

@@ -7,12 +7,6 @@
 
 namespace coupon::gateway {
 
-absl::Status RequestIdReused(const std::string& request_id) {
-  return absl::AlreadyExistsError(absl::StrCat(
-      "request_id: \"", request_id,
-      "\" was already used for another coupon or user; use a new one"));
-}
-
 std::string IssueService::NewRequestId() {
   thread_local absl::BitGen gen;
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),

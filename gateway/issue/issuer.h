@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/domain/domain.h"
+#include "common/domain/validation.h"
 
 namespace coupon::gateway {
 
@@ -58,8 +59,5 @@ class Issuer {
                            IssueResult proposed, absl::Time deadline,
                            IssueDone done) = 0;
 };
-
-// The message for a request id reused for another coupon or user.
-absl::Status RequestIdReused(const std::string& request_id);
 
 }  // namespace coupon::gateway

@@ -122,10 +122,12 @@ struct OutboxMetrics {
                                 "to PostgreSQL, settled by the scheduler: "
                                 "written (the user holds it now) or duplicate "
                                 "(PostgreSQL holds the user's other copy: "
-                                "ALREADY_ISSUED); refused counts the tries "
+                                "ALREADY_ISSUED) or released (the request id "
+                                "holds another user's copy: back to the "
+                                "stock); refused counts the tries "
                                 "PostgreSQL refused (the copy stays reserved).",
                                 {"result"})) {
-    for (const char* r : {"written", "duplicate", "refused"}) reconciled.WithLabelValues({r});
+    for (const char* r : {"written", "duplicate", "released", "refused"}) reconciled.WithLabelValues({r});
     passes.WithLabelValues({"ok"});
     passes.WithLabelValues({"error"});
     for (const char* r : {"done", "retried", "failed"}) processed.WithLabelValues({r});
@@ -449,21 +451,30 @@ absl::Status OutboxScheduler::Reconcile(PassStats& stats) {
       continue;
     }
     RETURN_IF_ERROR(Connect());
-    absl::StatusOr<int64_t> id = redis_issuer::StoreCopy(*conn_, r);
-    if (absl::IsAlreadyExists(id.status())) {
-      r.outcome = Outcome::kAlreadyIssued;
-      ++stats.reconciled_duplicates;
-      m.reconciled.WithLabelValues({"duplicate"}).Inc();
-    } else if (!id.ok() && !conn_->healthy()) {
+    absl::StatusOr<IssueResult> ended = redis_issuer::StoreCopy(*conn_, r);
+    if (absl::IsAlreadyExists(ended.status())) {
+      // The request id holds another coupon's or user's copy (its record
+      // expired or was lost, and the id was reused): nobody holds this
+      // reservation, and its copy goes back to the stock.
+      LOG(WARNING) << "outbox: request " << request_id << " of coupon " << r.coupon_id
+                   << " was reserved for " << r.user_id << ": " << ended.status().message()
+                   << "; the reservation is released";
+      RETURN_IF_ERROR(redis_issuer::ReleaseReservation(*redis_, r));
+      ++stats.reconciled_released;
+      m.reconciled.WithLabelValues({"released"}).Inc();
+      continue;
+    }
+    if (!ended.ok() && !conn_->healthy()) {
       conn_.reset();  // PostgreSQL is gone: the pass ends here
-      return id.status();
-    } else if (!id.ok()) {
+      return ended.status();
+    }
+    if (!ended.ok()) {
       // PostgreSQL refused this copy itself (a constraint, a trigger, its
       // coupon row deleted by hand). It stays reserved and goes to the back
       // of the line, so that the copies reserved after it are not held up:
       // a pass begins with the oldest.
       LOG(WARNING) << "outbox: request " << request_id << " of coupon " << r.coupon_id
-                   << ": its reserved copy could not be written: " << id.status()
+                   << ": its reserved copy could not be written: " << ended.status()
                    << "; tried again in " << config_.reconcile_after;
       ++stats.reconcile_failures;
       m.reconciled.WithLabelValues({"refused"}).Inc();
@@ -472,8 +483,12 @@ absl::Status OutboxScheduler::Reconcile(PassStats& stats) {
                                        request_id})
                           .status());
       continue;
+    }
+    r = *ended;
+    if (r.outcome == Outcome::kAlreadyIssued) {
+      ++stats.reconciled_duplicates;
+      m.reconciled.WithLabelValues({"duplicate"}).Inc();
     } else {
-      r.user_coupon_id = *id;
       ++stats.reconciled;
       m.reconciled.WithLabelValues({"written"}).Inc();
     }

@@ -76,6 +76,8 @@ struct PassStats {
   // those PostgreSQL refused as the user's second copy (ALREADY_ISSUED).
   int reconciled = 0;
   int reconciled_duplicates = 0;
+  // Reservations undone: their request id holds another user's copy.
+  int reconciled_released = 0;
   // Reserved copies PostgreSQL refused this pass (kept for a later one).
   int reconcile_failures = 0;
 };

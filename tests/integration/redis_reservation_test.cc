@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "redis-issuer/outbox/outbox_scheduler.h"
 #include "tests/integration/issuance_stack.h"
+#include "tests/integration/refused_copies.h"
 #include "tests/testing/stack_env.h"
 
 namespace coupon::testing {
@@ -34,16 +34,7 @@ TEST(RedisReservationTest, ACopyPostgreSQLRefusedIsWrittenByTheSchedulerAndReada
   const std::string id = absl::StrCat("reserved-", coupon);
   pg::Connection& db = stack.db();
   // PostgreSQL refuses this coupon's copies until the trigger is dropped.
-  ASSERT_TRUE(db.Exec("CREATE OR REPLACE FUNCTION coupon_test_refuse() RETURNS trigger "
-                      "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by "
-                      "the test'; END $$")
-                  .ok());
-  const std::string trigger = absl::StrCat("coupon_test_refuse_", coupon);
-  ASSERT_TRUE(db.Exec(absl::StrCat("CREATE TRIGGER ", trigger,
-                                   " BEFORE INSERT ON user_coupons FOR EACH ROW WHEN "
-                                   "(NEW.coupon_id = ", coupon,
-                                   ") EXECUTE FUNCTION coupon_test_refuse()"))
-                  .ok());
+  ASSERT_TRUE(RefuseCopiesOf(db, coupon).ok());
 
   std::vector<IssueCall> calls = {{"alice", id, {}, {}}};
   IssueConcurrently(stack.stub(), coupon, calls);
@@ -62,14 +53,9 @@ TEST(RedisReservationTest, ACopyPostgreSQLRefusedIsWrittenByTheSchedulerAndReada
 
   // Nobody retries. PostgreSQL takes writes again; the scheduler's pass
   // finds the reservation older than its grace and writes the copy.
-  ASSERT_TRUE(db.Exec(absl::StrCat("DROP TRIGGER ", trigger, " ON user_coupons")).ok());
+  ASSERT_TRUE(AllowCopiesOf(db, coupon).ok());
   absl::SleepFor(absl::Seconds(2));
-  outbox::OutboxConfig config;
-  config.pg_dsn = PgDsn();
-  config.redis_addr = RedisAddr();
-  config.reconcile_after = absl::Seconds(1);
-  config.only_coupon_ids = {coupon};
-  auto scheduler = outbox::OutboxScheduler::Create(config);
+  auto scheduler = ReconcilingScheduler({coupon});
   ASSERT_TRUE(scheduler.ok()) << scheduler.status();
   auto pass = (*scheduler)->RunOnce();
   ASSERT_TRUE(pass.ok()) << pass.status();
@@ -106,17 +92,7 @@ TEST(RedisReservationTest, ACopyThatCannotBeWrittenDoesNotHoldUpTheOthers) {
   const int64_t stuck = stack.CreateCoupon(5, "refused for good").coupon_id();
   const int64_t fine = stack.CreateCoupon(5, "refused once").coupon_id();
   pg::Connection& db = stack.db();
-  ASSERT_TRUE(db.Exec("CREATE OR REPLACE FUNCTION coupon_test_refuse() RETURNS trigger "
-                      "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by "
-                      "the test'; END $$")
-                  .ok());
-  for (int64_t coupon : {stuck, fine}) {
-    ASSERT_TRUE(db.Exec(absl::StrCat("CREATE TRIGGER coupon_test_refuse_", coupon,
-                                     " BEFORE INSERT ON user_coupons FOR EACH ROW WHEN "
-                                     "(NEW.coupon_id = ", coupon,
-                                     ") EXECUTE FUNCTION coupon_test_refuse()"))
-                    .ok());
-  }
+  for (int64_t coupon : {stuck, fine}) ASSERT_TRUE(RefuseCopiesOf(db, coupon).ok());
   // The stuck copy is reserved first: the oldest, where a pass begins.
   for (int64_t coupon : {stuck, fine}) {
     std::vector<IssueCall> calls = {{"carol", absl::StrCat("held-up-", coupon), {}, {}}};
@@ -124,15 +100,9 @@ TEST(RedisReservationTest, ACopyThatCannotBeWrittenDoesNotHoldUpTheOthers) {
     ASSERT_EQ(calls[0].status.error_code(), grpc::StatusCode::UNAVAILABLE)
         << calls[0].status.error_message();
   }
-  ASSERT_TRUE(db.Exec(absl::StrCat("DROP TRIGGER coupon_test_refuse_", fine, " ON user_coupons"))
-                  .ok());
+  ASSERT_TRUE(AllowCopiesOf(db, fine).ok());
   absl::SleepFor(absl::Seconds(2));
-  outbox::OutboxConfig config;
-  config.pg_dsn = PgDsn();
-  config.redis_addr = RedisAddr();
-  config.reconcile_after = absl::Seconds(1);
-  config.only_coupon_ids = {stuck, fine};
-  auto scheduler = outbox::OutboxScheduler::Create(config);
+  auto scheduler = ReconcilingScheduler({stuck, fine});
   ASSERT_TRUE(scheduler.ok()) << scheduler.status();
   auto pass = (*scheduler)->RunOnce();
   ASSERT_TRUE(pass.ok()) << pass.status();
@@ -143,8 +113,7 @@ TEST(RedisReservationTest, ACopyThatCannotBeWrittenDoesNotHoldUpTheOthers) {
             1);
   // The refused copy stays reserved, and is tried again once PostgreSQL
   // takes it: exactly one copy in the end.
-  ASSERT_TRUE(db.Exec(absl::StrCat("DROP TRIGGER coupon_test_refuse_", stuck, " ON user_coupons"))
-                  .ok());
+  ASSERT_TRUE(AllowCopiesOf(db, stuck).ok());
   absl::SleepFor(absl::Seconds(2));
   auto again = (*scheduler)->RunOnce();
   ASSERT_TRUE(again.ok()) << again.status();
