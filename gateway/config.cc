@@ -228,9 +228,10 @@ const service::Schema<GatewayConfig>& GatewaySchema() {
                   &C::redis_timeout),
               Setting<C, absl::Duration>(
                   "redis_record_ttl",
-                  "How long Redis keeps each request's result other than a "
-                  "reserved copy "
-                  "(--issuer=redis); ISSUED is in PostgreSQL for good.",
+                  "How long Redis keeps each request's result other than "
+                  "ISSUED and a reserved copy (--issuer=redis), which it keeps "
+                  "for good; inf: every result for good (an id resent later is "
+                  "never decided again, at one small record per request).",
                   &C::redis_record_ttl),
               Setting<C, std::string>(
                   "tls_cert_file",

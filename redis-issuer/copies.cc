@@ -85,15 +85,11 @@ absl::Status SettleReservation(redis::Client& redis, const IssueResult& settled,
                                absl::Duration ttl) {
   // MULTI/EXEC on one connection would need a pinned connection; the two
   // commands as one script are one step for every client of Redis.
-  static const redis::Script* settle = new redis::Script(R"lua(
-if ARGV[2] == '0' then
-  redis.call('SET', KEYS[1], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-end
+  static const redis::Script* settle = new redis::Script(WithKeep(R"lua(
+keep(KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[3])
 return 1
-)lua");
+)lua"));
   absl::StatusOr<redis::Reply> reply = redis.Eval(
       *settle, {RequestKey(settled.request_id), kReservedKey},
       {FormatRecord(settled), RecordTtlSeconds(settled, ttl), settled.request_id});

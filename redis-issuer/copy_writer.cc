@@ -53,11 +53,7 @@ constexpr char kSettleScript[] = R"lua(
 local reserved = KEYS[#KEYS]
 for i = 1, #KEYS - 1 do
   local a = 2 + (i - 1) * 4
-  if ARGV[a + 1] == '0' then
-    redis.call('SET', KEYS[i], ARGV[a])
-  else
-    redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[a + 1])
-  end
+  keep(KEYS[i], ARGV[a], ARGV[a + 1])
   redis.call('ZREM', reserved, ARGV[a + 2])
   redis.call('PUBLISH', ARGV[1], ARGV[a + 3])
 end
@@ -287,7 +283,7 @@ absl::StatusOr<absl::flat_hash_set<std::string>> CopyWriter::Forgotten(
 }
 
 void CopyWriter::Settle(const std::vector<IssueResult>& settled) {
-  static const redis::Script* settle = new redis::Script(kSettleScript);
+  static const redis::Script* settle = new redis::Script(WithKeep(kSettleScript));
   std::vector<std::string> keys, argv = {kResultChannel};
   for (const IssueResult& s : settled) {
     keys.push_back(RequestKey(s.request_id));

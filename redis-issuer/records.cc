@@ -28,9 +28,27 @@ std::string FormatRecord(const IssueResult& r, bool reserved) {
                       r.coupon_id, "|", r.user_id);
 }
 
+std::string TtlSeconds(absl::Duration ttl) {
+  if (ttl == absl::InfiniteDuration()) return "0";
+  return absl::StrCat(std::max<int64_t>(absl::ToInt64Seconds(ttl), 1));
+}
+
 std::string RecordTtlSeconds(const IssueResult& settled, absl::Duration ttl) {
   if (settled.outcome == Outcome::kIssued) return "0";
-  return absl::StrCat(std::max<int64_t>(absl::ToInt64Seconds(ttl), 1));
+  return TtlSeconds(ttl);
+}
+
+std::string WithKeep(absl::string_view script) {
+  return absl::StrCat(R"lua(
+local function keep(key, record, ttl)
+  if ttl == '0' then
+    redis.call('SET', key, record)
+  else
+    redis.call('SET', key, record, 'EX', ttl)
+  end
+end
+)lua",
+                      script);
 }
 
 absl::StatusOr<Record> ParseRecord(const std::string& request_id,

@@ -38,12 +38,17 @@ struct Record {
   bool reserved = false;
 };
 std::string FormatRecord(const IssueResult& result, bool reserved = false);
-// How long a settled record is kept, in seconds for EX, "0" for good: an
-// ISSUED record stays as long as its copy and the user's marker (which never
-// expire), so that the id is never decided again (resent, it would read
-// ALREADY_ISSUED; reused, it would reserve a second copy). The rest for
-// `ttl` (--redis_record_ttl).
+// `ttl` (--redis_record_ttl) as the scripts take it: seconds for EX, at
+// least 1, or "0" for good (absl::InfiniteDuration(), the flag's `inf`).
+std::string TtlSeconds(absl::Duration ttl);
+// How long a settled record is kept, as TtlSeconds: an ISSUED record for
+// good, as long as its copy and the user's marker (which never expire), so
+// that the id is never decided again (resent, it would read ALREADY_ISSUED;
+// reused, it would reserve a second copy). The rest for `ttl`.
 std::string RecordTtlSeconds(const IssueResult& settled, absl::Duration ttl);
+// `script` after the Lua function keep(key, record, ttl), which SETs a
+// record for TtlSeconds' ttl ('0': without expiry).
+std::string WithKeep(absl::string_view script);
 absl::StatusOr<Record> ParseRecord(const std::string& request_id,
                                    absl::string_view record);
 

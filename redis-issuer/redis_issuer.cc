@@ -20,11 +20,13 @@ using redis_issuer::ParseRecord;
 using redis_issuer::QueueKey;
 using redis_issuer::Record;
 using redis_issuer::RequestKey;
+using redis_issuer::TtlSeconds;
+using redis_issuer::WithKeep;
 
 // KEYS: 1 queue (sorted set of users by arrival), 2 issued marker,
 //       3 limit, 4 request record, 5 the reserved copies.
 // ARGV: 1 user id, 2 request id, 3 the coupon's total quantity, 4 now (µs),
-//       5 coupon id, 6 record ttl (s).
+//       5 coupon id, 6 record ttl (TtlSeconds).
 // Returns {tag, record} or {tag, record, rank}: tag REPLAY (the request id
 // was decided before) or DECIDED; record as in redis-issuer/records.h; rank,
 // with DECIDED, the users ahead in the coupon's queue at the decision (the
@@ -76,7 +78,7 @@ if outcome == 'RESERVED' then
   redis.call('SET', KEYS[4], record)
   redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2])
 else
-  redis.call('SET', KEYS[4], record, 'EX', ARGV[6])
+  keep(KEYS[4], record, ARGV[6])
 end
 return {'DECIDED', record, rank}
 )lua";
@@ -87,7 +89,7 @@ return {'DECIDED', record, rank}
 // knows as a holder is ALREADY_ISSUED.
 // KEYS: 1 request record, 2 issued marker, 3 queue.
 // ARGV: 1 the record to write, 2 its outcome, 3 user id, 4 the same record
-//       with ALREADY_ISSUED, 5 ttl (s), 6 request id.
+//       with ALREADY_ISSUED, 5 ttl (TtlSeconds), 6 request id.
 // Returns {REPLAY, record}, {WON, ARGV[1]} or {RECORDED, record}.
 constexpr char kRecordKnownScript[] = R"lua(
 local record = redis.call('GET', KEYS[1])
@@ -98,7 +100,7 @@ if ARGV[2] == 'SOLD_OUT' and (redis.call('EXISTS', KEYS[2]) == 1 or
                               redis.call('ZSCORE', KEYS[3], ARGV[3])) then
   record = ARGV[4]
 end
-redis.call('SET', KEYS[1], record, 'EX', ARGV[5])
+keep(KEYS[1], record, ARGV[5])
 return {'RECORDED', record}
 )lua";
 
@@ -148,8 +150,8 @@ RedisIssuer::RedisIssuer(redis::AsyncClient* async, redis::Client* redis,
       hub_(hub),
       record_ttl_(record_ttl),
       clock_(std::move(clock)),
-      decide_(kDecideScript),
-      record_known_(kRecordKnownScript) {}
+      decide_(WithKeep(kDecideScript)),
+      record_known_(WithKeep(kRecordKnownScript)) {}
 
 void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
                         absl::Time /*deadline: bounded by the Redis timeouts*/,
@@ -162,7 +164,7 @@ void RedisIssuer::Issue(IssueCommand cmd, const CouponInfo& coupon,
   std::vector<std::string> args = {cmd.user_id, cmd.request_id,
                                    absl::StrCat(coupon.total_quantity), absl::StrCat(now_us),
                                    absl::StrCat(cmd.coupon_id),
-                                   absl::StrCat(absl::ToInt64Seconds(record_ttl_))};
+                                   TtlSeconds(record_ttl_)};
   async_->Eval(decide_, keys, args,
                [this, cmd = std::move(cmd), done = std::move(done)](
                    absl::StatusOr<redis::Reply> reply) mutable {
@@ -218,7 +220,7 @@ void RedisIssuer::AnswerKnown(IssueCommand cmd, const CouponInfo& coupon,
                                    QueueKey(cmd.coupon_id)};
   std::vector<std::string> args = {FormatRecord(r), std::string(OutcomeName(r.outcome)),
                                    cmd.user_id, FormatRecord(held),
-                                   absl::StrCat(absl::ToInt64Seconds(record_ttl_)),
+                                   TtlSeconds(record_ttl_),
                                    cmd.request_id};
   async_->Eval(
       record_known_, keys, args,

@@ -97,6 +97,36 @@ TEST_F(RedisRequestIdTest, AnIssuedIdKeepsItsAnswerPastTheRecordTtl) {
   EXPECT_EQ(carol.response.outcome(), v1::ISSUE_OUTCOME_ISSUED);
 }
 
+// --redis_record_ttl=inf keeps every answer for good, the gateway's own
+// (the coupon known sold out) and the decide script's (a fresh gateway).
+// Before: inf was taken as 9223372036854775807 seconds, which Redis refuses
+// for EX, and every answer other than ISSUED failed.
+TEST_F(RedisRequestIdTest, AnInfiniteTtlKeepsEveryAnswer) {
+  const int gw = AddGateway(absl::InfiniteDuration());
+  const int64_t coupon = stack_.CreateCoupon(1, "kept").coupon_id();
+  const std::string id = absl::StrCat("kept-", coupon);
+  struct Call {
+    std::string user, request_id;
+    int gateway;
+    v1::IssueOutcome outcome;
+  };
+  const std::vector<Call> calls = {
+      {"alice", id + "-alice", gw, v1::ISSUE_OUTCOME_ISSUED},
+      {"bob", id + "-bob", gw, v1::ISSUE_OUTCOME_SOLD_OUT},
+      {"alice", id + "-alice-again", gw, v1::ISSUE_OUTCOME_ALREADY_ISSUED},
+      {"carol", id + "-carol", AddGateway(absl::InfiniteDuration()), v1::ISSUE_OUTCOME_SOLD_OUT},
+  };
+  for (const Call& c : calls) {
+    SCOPED_TRACE(c.request_id);
+    IssueCall call = Issue(coupon, c.user, c.request_id, c.gateway);
+    ASSERT_TRUE(call.status.ok()) << call.status.error_message();
+    EXPECT_EQ(call.response.outcome(), c.outcome);
+    auto ttl = redis_->Command({"TTL", redis_issuer::RequestKey(c.request_id)});
+    ASSERT_TRUE(ttl.ok()) << ttl.status();
+    EXPECT_EQ(ttl->integer, -1) << "-1: kept for good; -2: no record";
+  }
+}
+
 // Before: bob's reuse of alice's id, once Redis forgot its record, was told
 // ISSUED with alice's user_coupon_id, and bob's later request ALREADY_ISSUED;
 // alice's resend was ALREADY_ISSUED.
