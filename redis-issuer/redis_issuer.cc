@@ -94,10 +94,10 @@ return {'DECIDED', record, rank}
 constexpr char kRecordKnownScript[] = R"lua(
 local record = redis.call('GET', KEYS[1])
 if record then return {'REPLAY', record} end
-if redis.call('GET', KEYS[2]) == ARGV[6] then return {'WON', ARGV[1]} end
+local marker = redis.call('GET', KEYS[2])
+if marker == ARGV[6] then return {'WON', ARGV[1]} end
 record = ARGV[1]
-if ARGV[2] == 'SOLD_OUT' and (redis.call('EXISTS', KEYS[2]) == 1 or
-                              redis.call('ZSCORE', KEYS[3], ARGV[3])) then
+if ARGV[2] == 'SOLD_OUT' and (marker or redis.call('ZSCORE', KEYS[3], ARGV[3])) then
   record = ARGV[4]
 end
 keep(KEYS[1], record, ARGV[5])
