@@ -728,7 +728,8 @@ def write_other_sittings(path):
         out.append(preface)
     bench_dir = os.path.dirname(here)
     for part in ("storm/storm.md", "storm-hot/storm.md", "storm-spread-2000/storm.md",
-                 "storm-redis-hot/storm.md", "rebalance-pause/pause.md",
+                 "storm-redis-hot/storm.md", "storm-redis-soldout/storm.md",
+                 "rebalance-pause/pause.md",
                  "replication/replication.md"):
         text = read_text(os.path.join(bench_dir, "results", part))
         if text:
